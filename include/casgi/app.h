@@ -1,0 +1,97 @@
+#ifndef CASGI_APP_H
+#define CASGI_APP_H
+
+#include <uv.h>
+
+#include "asgi.h"
+
+/*
+ * The handler contract.
+ *
+ * For every application instance (one HTTP request, one lifespan session) the server calls the
+ * app's entry point once with an opaque call, the scope and the app's data. The app then talks to
+ * the server only through casgi_receive() and casgi_send() on that call, now or later, from any
+ * callback on the same loop (a timer, a database reply). When the app is finished with the call,
+ * the moral equivalent of an ASGI coroutine returning, it calls casgi_call_end() exactly once;
+ * after that the call pointer is invalid.
+ *
+ * Callback promise (libuv's): when a function that takes a callback returns an error, the callback
+ * never runs. When it returns 0, the callback runs exactly once, and never from inside the function
+ * that registered it. The one exception is casgi_call_end(), which completes any receive or send
+ * still pending with CASGI_ECANCELED before it returns.
+ *
+ * Everything happens on the loop's thread; none of these functions is thread-safe.
+ */
+typedef struct casgi_call_s casgi_call_t;
+
+/* The entry point. `scope` is owned by the call and valid until casgi_call_end(). */
+typedef void (*casgi_app_fn)(casgi_call_t *call, const casgi_scope_t *scope, void *app_data);
+
+typedef struct casgi_app_s {
+    casgi_app_fn entry;
+    void *data; /* passed back as app_data; the server never touches it */
+} casgi_app_t;
+
+/*
+ * Completes casgi_receive(). On success `status` is 0 and `event` is the next event (borrowed until
+ * the callback returns). Otherwise `status` is negative (CASGI_ECANCELED) and `event` is NULL.
+ */
+typedef void (*casgi_receive_cb)(casgi_call_t *call, int status, const casgi_event_t *event,
+                                 void *data);
+
+/*
+ * Completes casgi_send(). `status` is 0 when the event was taken and the server can take more
+ * (the backpressure signal: like `await send()` returning), CASGI_EDISCONNECTED when the client
+ * left before the event could be written, or another negative code.
+ */
+typedef void (*casgi_send_cb)(casgi_call_t *call, int status, void *data);
+
+/*
+ * Asks for the next event of the call. For http: http.request events carry the body in order; the
+ * last has more_body == 0. After that, or when the client is gone, the next receive waits until the
+ * client disconnects or the response is complete and then yields http.disconnect. On HTTP/1.1 with
+ * "Expect: 100-continue", the first receive sends the "100 Continue".
+ *
+ * Returns 0, CASGI_EBUSY (a receive is already pending) or CASGI_ESTATE (the call has ended).
+ */
+CASGI_EXTERN int casgi_receive(casgi_call_t *call, casgi_receive_cb cb, void *data);
+
+/*
+ * Sends one event. The event and all bytes it points to are borrowed only until casgi_send()
+ * returns. Misuse is reported here and never reaches the wire: CASGI_ESTATE (body before start, a
+ * second start, anything after the response completed), CASGI_EEVENT (a type that does not belong
+ * to this scope), CASGI_ESTATUS, CASGI_EHEADER (a header that would split the response),
+ * CASGI_ELENGTH (more body than the Content-Length the app declared; the connection is then aborted
+ * because the response can no longer be completed correctly). CASGI_EDISCONNECTED when the client
+ * has already left (ASGI's OSError).
+ *
+ * `cb` may be NULL: then nothing is called back, and the app gets no backpressure signal. When not
+ * NULL it runs once the server's buffer for this call is below its high-water mark again.
+ */
+CASGI_EXTERN int casgi_send(casgi_call_t *call, const casgi_event_t *event, casgi_send_cb cb,
+                            void *data);
+
+/*
+ * Ends the application instance. `error` is 0 when the app returned normally, or any negative code
+ * when it failed (an exception, in ASGI terms). The server then applies Uvicorn's policy in one
+ * place: an http call whose response has not started gets a 500; one whose response started but
+ * did not complete is aborted (the connection is closed, so the client never takes a truncated body
+ * for a complete one). Pending receive/send callbacks complete with CASGI_ECANCELED before this
+ * returns. Returns 0 or CASGI_ESTATE (already ended).
+ */
+CASGI_EXTERN int casgi_call_end(casgi_call_t *call, int error);
+
+/* A per-call pointer for the app; NULL until set. */
+CASGI_EXTERN void *casgi_call_get_data(const casgi_call_t *call);
+CASGI_EXTERN void casgi_call_set_data(casgi_call_t *call, void *data);
+
+/* The loop the server runs on, so the app can start its own handles (timers, requests). */
+CASGI_EXTERN uv_loop_t *casgi_call_get_loop(const casgi_call_t *call);
+
+/*
+ * Sets the server's shared state pointer, which every later scope carries in `state` (ASGI's
+ * lifespan state). Meant for the lifespan call during startup; the pointer is the app's to own.
+ */
+CASGI_EXTERN void casgi_call_set_state(casgi_call_t *call, void *state);
+
+#endif

@@ -1,0 +1,73 @@
+#ifndef CASGI_CONFIG_H
+#define CASGI_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "asgi.h"
+#include "log.h"
+
+typedef enum {
+    CASGI_LIFESPAN_AUTO = 0, /* run it; an app that fails before answering startup is not an error */
+    CASGI_LIFESPAN_ON,       /* run it; any failure is fatal to start-up */
+    CASGI_LIFESPAN_OFF,      /* never call the app with a lifespan scope */
+} casgi_lifespan_mode_t;
+
+typedef struct casgi_server_s casgi_server_t;
+
+/* Called once when limit_max_requests is reached; the embedder decides whether to shut down. */
+typedef void (*casgi_limit_cb)(casgi_server_t *server, void *data);
+
+/*
+ * Server settings: plain data the embedder fills after casgi_config_init(). The server copies what
+ * it needs in casgi_server_new(), so the struct and its strings may be freed afterwards. Durations
+ * are milliseconds; a limit of 0 means "no limit". Defaults follow Uvicorn where it has a
+ * counterpart.
+ */
+typedef struct casgi_config_s {
+    /* scope */
+    const char *root_path; /* ASGI root_path; default "" */
+    void *state;           /* initial shared state pointer for scopes; default NULL */
+
+    /* lifespan */
+    casgi_lifespan_mode_t lifespan; /* default AUTO */
+
+    /* logging */
+    casgi_log_level_t log_level; /* default INFO */
+    int access_log;              /* one line per request at INFO; default 1 */
+    casgi_log_fn log_fn;         /* default: stderr in Uvicorn's format */
+    void *log_data;
+
+    /* timeouts */
+    uint64_t timeout_keep_alive;         /* idle keep-alive connections; default 5000 */
+    uint64_t timeout_request_header;     /* deadline for a complete request head; default 10000 */
+    uint64_t timeout_graceful_shutdown;  /* wait for in-flight calls; 0 = forever; default 0 */
+
+    /* limits */
+    unsigned limit_concurrency;   /* connections + calls at once, beyond which: 503; default 0 */
+    uint64_t limit_max_requests;  /* limit_cb fires once after this many requests; default 0 */
+    casgi_limit_cb limit_cb;
+    void *limit_data;
+    int backlog;                  /* listen(2) backlog; default 2048 */
+    uint64_t max_body_size;       /* request body bytes, beyond which: 413; default 0 */
+    size_t max_request_head;      /* request line + headers, beyond which: 431; default 65536 */
+    size_t max_url;               /* request target, beyond which: 414; default 8192 */
+    size_t high_water_mark;       /* buffered bytes per call in either direction; default 65536 */
+
+    /* response headers */
+    int server_header; /* "server: casgi"; default 1 */
+    int date_header;   /* "date: <IMF-fixdate>", cached per second; default 1 */
+    const casgi_header_t *headers; /* extra default headers on every response */
+    size_t num_headers;
+} casgi_config_t;
+
+/* Fills every field with its default. */
+CASGI_EXTERN void casgi_config_init(casgi_config_t *cfg);
+
+/*
+ * Checks ranges and header bytes. Returns 0 or CASGI_ECONFIG; on failure, when `why` is not NULL,
+ * *why points to a static human-readable reason.
+ */
+CASGI_EXTERN int casgi_config_validate(const casgi_config_t *cfg, const char **why);
+
+#endif

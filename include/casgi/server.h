@@ -1,0 +1,81 @@
+#ifndef CASGI_SERVER_H
+#define CASGI_SERVER_H
+
+#include <uv.h>
+
+#include "app.h"
+#include "config.h"
+
+/*
+ * The server: an opaque object living on a loop the caller owns. It registers no signal handlers,
+ * keeps no globals, and after casgi_server_shutdown() completes it has no handle left on the loop.
+ *
+ * Life cycle:
+ *   casgi_server_new()          allocate, copy the config
+ *   casgi_server_listen_*()     bind and listen (connections wait in the backlog)
+ *   casgi_server_start()        lifespan startup, then accept connections
+ *   casgi_server_shutdown()     graceful stop; the callback runs after every handle is closed
+ *   casgi_server_free()         release the memory
+ */
+
+/* Start-up result. `message` is the app's lifespan.startup.failed message or NULL (borrowed). */
+typedef void (*casgi_start_cb)(casgi_server_t *server, int status, const char *message, void *data);
+/* Shutdown result: 0, or CASGI_ESHUTDOWN with the app's lifespan.shutdown.failed message. */
+typedef void (*casgi_shutdown_cb)(casgi_server_t *server, int status, const char *message,
+                                  void *data);
+
+/*
+ * Creates a server on `loop` serving `app`. The config is validated and copied. Returns 0 and sets
+ * *out, or CASGI_ECONFIG / CASGI_ENOMEM (leaving *out untouched).
+ */
+CASGI_EXTERN int casgi_server_new(uv_loop_t *loop, const casgi_config_t *cfg,
+                                  const casgi_app_t *app, casgi_server_t **out);
+
+/*
+ * Binds and listens on TCP. `host` is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "::");
+ * port 0 picks a free port (read it back with casgi_server_get_port()). Returns 0, CASGI_ESTATE
+ * (after shutdown started) or a libuv code (UV_EADDRINUSE, UV_EINVAL, ...).
+ */
+CASGI_EXTERN int casgi_server_listen_tcp(casgi_server_t *server, const char *host, int port);
+/* Binds and listens on a Unix domain socket path. Returns 0, CASGI_ESTATE or a libuv code. */
+CASGI_EXTERN int casgi_server_listen_unix(casgi_server_t *server, const char *path);
+/* Listens on an inherited, already bound socket (TCP or Unix). Returns 0, CASGI_ESTATE or a libuv code. */
+CASGI_EXTERN int casgi_server_listen_fd(casgi_server_t *server, int fd);
+
+/* The port of the index-th TCP listener (in listen order), or a negative code (UV_EINVAL). */
+CASGI_EXTERN int casgi_server_get_port(const casgi_server_t *server, unsigned index);
+
+/*
+ * Runs lifespan startup (per cfg.lifespan) and then starts accepting on every listener. `cb` runs
+ * once, later: status 0, or CASGI_ESTARTUP with the app's message (nothing is accepted then; shut
+ * down and free). Returns 0 or CASGI_ESTATE (already started).
+ */
+CASGI_EXTERN int casgi_server_start(casgi_server_t *server, casgi_start_cb cb, void *data);
+
+/*
+ * Graceful shutdown: stop accepting, close idle connections at once, let in-flight requests finish
+ * (up to cfg.timeout_graceful_shutdown, then close them), run lifespan shutdown, close every handle.
+ * `cb` runs once, later, after the last handle closed. Returns 0 or CASGI_ESTATE (a shutdown is
+ * already under way; use casgi_server_shutdown_force() to cut it short).
+ */
+CASGI_EXTERN int casgi_server_shutdown(casgi_server_t *server, casgi_shutdown_cb cb, void *data);
+
+/* Cuts a graceful shutdown short: closes every connection now. Returns 0 or CASGI_ESTATE. */
+CASGI_EXTERN int casgi_server_shutdown_force(casgi_server_t *server);
+
+/*
+ * Frees the server. Call it only after the shutdown callback ran: casgi_server_shutdown() works in
+ * every state (also after a failed listen or a failed start) and is what closes the handles.
+ */
+CASGI_EXTERN void casgi_server_free(casgi_server_t *server);
+
+/* A snapshot of counters. */
+typedef struct casgi_server_stats_s {
+    uint64_t connections_total;
+    uint64_t connections_open;
+    uint64_t requests_total;
+    uint64_t calls_active;
+} casgi_server_stats_t;
+CASGI_EXTERN void casgi_server_stats(const casgi_server_t *server, casgi_server_stats_t *out);
+
+#endif

@@ -1,0 +1,32 @@
+#ifndef CASGI_BUF_H
+#define CASGI_BUF_H
+
+#include "internal.h"
+
+/*
+ * A growable byte buffer with a read offset, shared by every protocol. Bytes live in
+ * base[off, len); consuming from the front only moves `off`, so a run of pipelined requests is
+ * consumed without memmove; the front gap is reclaimed when more room is needed.
+ */
+typedef struct casgi__buf_s {
+    char *base;
+    size_t off;
+    size_t len;
+    size_t cap;
+} casgi__buf_t;
+
+static inline size_t casgi__buf_size(const casgi__buf_t *b) { return b->len - b->off; }
+static inline char *casgi__buf_data(const casgi__buf_t *b) { return b->base + b->off; }
+
+/* Makes room for `extra` more bytes at the end. 0 or CASGI_ENOMEM. */
+int casgi__buf_reserve(casgi__buf_t *b, size_t extra);
+/* Appends bytes. 0 or CASGI_ENOMEM. */
+int casgi__buf_append(casgi__buf_t *b, const void *data, size_t len);
+/* Drops `n` bytes from the front. */
+void casgi__buf_consume(casgi__buf_t *b, size_t n);
+/* Empties the buffer, keeping its memory. */
+static inline void casgi__buf_clear(casgi__buf_t *b) { b->off = b->len = 0; }
+/* Releases the memory; the buffer is empty and reusable afterwards. */
+void casgi__buf_free(casgi__buf_t *b);
+
+#endif

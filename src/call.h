@@ -1,0 +1,58 @@
+#ifndef CASGI_CALL_H
+#define CASGI_CALL_H
+
+#include "server.h"
+
+/*
+ * One application instance (Uvicorn's RequestResponseCycle): the scope, the pending receive and
+ * send callbacks, and the ASGI ordering rules. It does not know which protocol carries it; the
+ * protocol supplies these operations.
+ */
+typedef struct casgi__call_ops_s {
+    /* Puts an event on the wire; it already passed the ordering checks. 0 or a code. */
+    int (*send)(casgi_call_t *call, const casgi_event_t *event);
+    /* A receive or a send callback became pending: deliver or complete it later. */
+    void (*wake)(casgi_call_t *call);
+    /* The app failed mid-response: cut the response short so it cannot look complete. */
+    void (*abort)(casgi_call_t *call);
+    /* The app ended the call; the protocol releases it after this returns. */
+    void (*end)(casgi_call_t *call, int error);
+} casgi__call_ops_t;
+
+typedef enum {
+    CASGI__RESPONSE_NONE = 0,
+    CASGI__RESPONSE_STARTED,
+    CASGI__RESPONSE_TRAILERS, /* body done, trailers announced and pending */
+    CASGI__RESPONSE_COMPLETE,
+} casgi__response_t;
+
+struct casgi_call_s {
+    const casgi__call_ops_t *ops;
+    casgi_server_t *server;
+    casgi_scope_t scope;
+    void *user_data;
+
+    casgi__response_t response;
+    int trailers_announced;
+    int status; /* of the response, for the access log */
+    unsigned ended : 1;
+    unsigned disconnected : 1;
+
+    casgi_receive_cb recv_cb;
+    void *recv_data;
+    casgi_send_cb send_cb;
+    void *send_data;
+};
+
+/* Resets a call for a new application instance. */
+void casgi__call_init(casgi_call_t *call, const casgi__call_ops_t *ops, casgi_server_t *server);
+/* Hands the call to the app's entry point. */
+void casgi__call_start(casgi_call_t *call);
+/* Completes the pending receive with `event`. */
+void casgi__call_deliver(casgi_call_t *call, const casgi_event_t *event);
+/* Completes the pending send callback, if any, with `status`. */
+void casgi__call_send_done(casgi_call_t *call, int status);
+/* Completes whatever is pending with CASGI_ECANCELED. */
+void casgi__call_cancel(casgi_call_t *call);
+
+#endif

@@ -1,0 +1,50 @@
+#include "headers.h"
+#include "log.h"
+
+void casgi_config_init(casgi_config_t *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->root_path = "";
+    cfg->lifespan = CASGI_LIFESPAN_AUTO;
+    cfg->log_level = CASGI_LOG_INFO;
+    cfg->access_log = 1;
+    cfg->timeout_keep_alive = 5000;
+    cfg->timeout_request_header = 10000;
+    cfg->timeout_graceful_shutdown = 0;
+    cfg->backlog = 2048;
+    cfg->max_request_head = 65536;
+    cfg->max_url = 8192;
+    cfg->high_water_mark = 65536;
+    cfg->server_header = 1;
+    cfg->date_header = 1;
+}
+
+int casgi_config_validate(const casgi_config_t *cfg, const char **why)
+{
+    const char *reason = NULL;
+    if (cfg == NULL)
+        reason = "config is NULL";
+    else if (cfg->lifespan < CASGI_LIFESPAN_AUTO || cfg->lifespan > CASGI_LIFESPAN_OFF)
+        reason = "lifespan must be auto, on or off";
+    else if (cfg->log_level < CASGI_LOG_TRACE || cfg->log_level > CASGI_LOG_CRITICAL)
+        reason = "log_level out of range";
+    else if (cfg->backlog < 1)
+        reason = "backlog must be at least 1";
+    else if (cfg->max_request_head < 64)
+        reason = "max_request_head must be at least 64 bytes";
+    else if (cfg->max_url < 1 || cfg->max_url > cfg->max_request_head)
+        reason = "max_url must be between 1 and max_request_head";
+    else if (cfg->high_water_mark < 1024)
+        reason = "high_water_mark must be at least 1024 bytes";
+    else if (cfg->timeout_keep_alive == 0)
+        reason = "timeout_keep_alive must be positive";
+    else if (cfg->timeout_request_header == 0)
+        reason = "timeout_request_header must be positive";
+    else if (cfg->root_path != NULL && cfg->root_path[0] != '\0' && cfg->root_path[0] != '/')
+        reason = "root_path must be empty or start with '/'";
+    else if (casgi__headers_validate(cfg->headers, cfg->num_headers) != 0)
+        reason = "a default header has an invalid name or value";
+    if (why != NULL)
+        *why = reason;
+    return reason ? CASGI_ECONFIG : 0;
+}

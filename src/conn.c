@@ -1,0 +1,306 @@
+#include <stdlib.h>
+
+#include "conn.h"
+
+/* How long a lingering close waits for the client's FIN before closing anyway. */
+#define LINGER_MS 2000
+/* Bytes asked of the kernel per read. */
+#define READ_SIZE 16384
+
+static void on_handle_closed(uv_handle_t *handle);
+
+int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out)
+{
+    casgi__conn_t *conn = calloc(1, sizeof(*conn));
+    if (conn == NULL)
+        return CASGI_ENOMEM;
+    conn->server = server;
+    casgi__list_init(&conn->node);
+    casgi__list_init(&conn->flush_node);
+    int err = is_pipe ? uv_pipe_init(server->loop, &conn->io.pipe, 0)
+                      : uv_tcp_init(server->loop, &conn->io.tcp);
+    if (err) {
+        free(conn);
+        return err;
+    }
+    uv_timer_init(server->loop, &conn->timer); /* cannot fail */
+    conn->io.handle.data = conn;
+    conn->timer.data = conn;
+    conn->handles_open = 2;
+    conn->scheme = "http";
+    *out = conn;
+    return 0;
+}
+
+static void on_discarded(uv_handle_t *handle)
+{
+    casgi__conn_t *conn = handle->data;
+    if (--conn->handles_open == 0)
+        free(conn);
+}
+
+void casgi__conn_discard(casgi__conn_t *conn)
+{
+    uv_close(&conn->io.handle, on_discarded);
+    uv_close((uv_handle_t *)&conn->timer, on_discarded);
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *host, size_t size, int *port)
+{
+    host[0] = '\0';
+    *port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+        uv_ip4_name(sin, host, size);
+        *port = ntohs(sin->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(sin6, host, size);
+        *port = ntohs(sin6->sin6_port);
+    }
+}
+
+void casgi__conn_accepted(casgi__conn_t *conn, const char *unix_path)
+{
+    if (unix_path != NULL) {
+        /* ASGI's Unix form: server is [path, None], the client is unknown (None). */
+        conn->local.host = unix_path;
+        conn->local.port = -1;
+        conn->client.host = NULL;
+        conn->client.port = -1;
+    } else {
+        struct sockaddr_storage ss;
+        int len = sizeof(ss);
+        uv_tcp_nodelay(&conn->io.tcp, 1);
+        if (uv_tcp_getpeername(&conn->io.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            format_addr(&ss, conn->client_host, sizeof(conn->client_host), &conn->client.port);
+            conn->client.host = conn->client_host;
+        }
+        len = sizeof(ss);
+        if (uv_tcp_getsockname(&conn->io.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            format_addr(&ss, conn->local_host, sizeof(conn->local_host), &conn->local.port);
+            conn->local.host = conn->local_host;
+        }
+    }
+    casgi__server_conn_opened(conn->server, conn);
+}
+
+void casgi__conn_set_proto(casgi__conn_t *conn, const casgi__proto_t *proto, void *data)
+{
+    conn->proto = proto;
+    conn->proto_data = data;
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+{
+    casgi__conn_t *conn = handle->data;
+    if (casgi__buf_reserve(&conn->rbuf, READ_SIZE) != 0) {
+        buf->base = NULL;
+        buf->len = 0; /* libuv reports UV_ENOBUFS to on_read */
+        return;
+    }
+    buf->base = conn->rbuf.base + conn->rbuf.len;
+    buf->len = conn->rbuf.cap - conn->rbuf.len;
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    casgi__conn_t *conn = stream->data;
+    if (nread == 0)
+        return;
+    if (nread < 0) {
+        if (conn->lingering) {
+            casgi__conn_close(conn);
+            return;
+        }
+        if (conn->proto && conn->proto->on_read_error)
+            conn->proto->on_read_error(conn, (int)nread);
+        casgi__conn_close(conn);
+        return;
+    }
+    if (conn->lingering)
+        return; /* the response is out; what the client still sends is dropped */
+    conn->rbuf.len += (size_t)nread;
+    conn->proto->on_read(conn);
+}
+
+void casgi__conn_read_start(casgi__conn_t *conn)
+{
+    if (conn->reading || conn->closing)
+        return;
+    if (uv_read_start(&conn->io.stream, on_alloc, on_read) == 0)
+        conn->reading = 1;
+}
+
+void casgi__conn_read_stop(casgi__conn_t *conn)
+{
+    if (!conn->reading)
+        return;
+    uv_read_stop(&conn->io.stream);
+    conn->reading = 0;
+}
+
+/* ---- writing ---------------------------------------------------------------------------- */
+
+static void start_linger(casgi__conn_t *conn);
+
+static void on_write(uv_write_t *req, int status)
+{
+    casgi__conn_t *conn = req->data;
+    conn->writing = 0;
+    casgi__buf_clear(&conn->inflight);
+    if (conn->closing)
+        return;
+    if (status < 0) {
+        if (conn->proto && conn->proto->on_read_error)
+            conn->proto->on_read_error(conn, status);
+        casgi__conn_close(conn);
+        return;
+    }
+    if (casgi__buf_size(&conn->wbuf) > 0)
+        casgi__conn_flush(conn);
+    else if (conn->close_after_flush)
+        start_linger(conn);
+    if (!conn->closing && conn->proto && conn->proto->on_drain &&
+        casgi__conn_buffered(conn) < conn->server->cfg.high_water_mark)
+        conn->proto->on_drain(conn);
+}
+
+void casgi__conn_flush(casgi__conn_t *conn)
+{
+    if (conn->closing || conn->writing)
+        return;
+    size_t size = casgi__buf_size(&conn->wbuf);
+    if (size == 0) {
+        if (conn->close_after_flush && !conn->lingering)
+            start_linger(conn);
+        return;
+    }
+    uv_buf_t b = uv_buf_init(casgi__buf_data(&conn->wbuf), (unsigned)size);
+    int n = uv_try_write(&conn->io.stream, &b, 1);
+    if (n == (int)size) {
+        casgi__buf_clear(&conn->wbuf);
+        if (conn->close_after_flush)
+            start_linger(conn);
+        return;
+    }
+    if (n < 0 && n != UV_EAGAIN) {
+        if (conn->proto && conn->proto->on_read_error)
+            conn->proto->on_read_error(conn, n);
+        casgi__conn_close(conn);
+        return;
+    }
+    if (n > 0)
+        casgi__buf_consume(&conn->wbuf, (size_t)n);
+    /* The kernel took what it could; hand the rest to uv_write and gather new output in the
+     * other buffer meanwhile, so nothing is copied twice. */
+    casgi__buf_t tmp = conn->inflight;
+    conn->inflight = conn->wbuf;
+    conn->wbuf = tmp;
+    casgi__buf_clear(&conn->wbuf);
+    b = uv_buf_init(casgi__buf_data(&conn->inflight), (unsigned)casgi__buf_size(&conn->inflight));
+    conn->write_req.data = conn;
+    int err = uv_write(&conn->write_req, &conn->io.stream, &b, 1, on_write);
+    if (err) {
+        casgi__conn_close(conn);
+        return;
+    }
+    conn->writing = 1;
+}
+
+void casgi__conn_flush_later(casgi__conn_t *conn)
+{
+    if (conn->flush_queued || conn->closing)
+        return;
+    conn->flush_queued = 1;
+    casgi__list_insert_tail(&conn->server->flushes, &conn->flush_node);
+}
+
+/* ---- timer ------------------------------------------------------------------------------ */
+
+static void on_timer(uv_timer_t *timer)
+{
+    casgi__conn_t *conn = timer->data;
+    if (conn->lingering) {
+        casgi__conn_close(conn);
+        return;
+    }
+    if (conn->proto && conn->proto->on_timeout)
+        conn->proto->on_timeout(conn);
+}
+
+void casgi__conn_timer_start(casgi__conn_t *conn, uint64_t ms)
+{
+    if (!conn->closing)
+        uv_timer_start(&conn->timer, on_timer, ms, 0);
+}
+
+void casgi__conn_timer_stop(casgi__conn_t *conn) { uv_timer_stop(&conn->timer); }
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
+static void on_shutdown_sent(uv_shutdown_t *req, int status)
+{
+    casgi__conn_t *conn = req->data;
+    if (status < 0)
+        casgi__conn_close(conn);
+}
+
+static void start_linger(casgi__conn_t *conn)
+{
+    if (conn->lingering || conn->closing)
+        return;
+    conn->lingering = 1;
+    conn->close_after_flush = 0;
+    conn->shutdown_req.data = conn;
+    if (uv_shutdown(&conn->shutdown_req, &conn->io.stream, on_shutdown_sent) != 0) {
+        casgi__conn_close(conn);
+        return;
+    }
+    /* Keep reading so unread request bytes do not turn our close into a reset that destroys the
+     * response before the client read it. */
+    casgi__conn_read_start(conn);
+    uv_timer_start(&conn->timer, on_timer, LINGER_MS, 0);
+}
+
+void casgi__conn_close_after_flush(casgi__conn_t *conn)
+{
+    if (conn->closing || conn->lingering)
+        return;
+    conn->close_after_flush = 1;
+    casgi__conn_flush_later(conn);
+}
+
+static void on_handle_closed(uv_handle_t *handle)
+{
+    casgi__conn_t *conn = handle->data;
+    if (--conn->handles_open > 0)
+        return;
+    casgi_server_t *server = conn->server;
+    casgi__buf_free(&conn->rbuf);
+    casgi__buf_free(&conn->wbuf);
+    casgi__buf_free(&conn->inflight);
+    casgi__list_remove(&conn->node);
+    free(conn);
+    casgi__server_conn_closed(server, NULL);
+}
+
+void casgi__conn_close(casgi__conn_t *conn)
+{
+    if (conn->closing)
+        return;
+    conn->closing = 1;
+    if (conn->flush_queued) {
+        casgi__list_remove(&conn->flush_node);
+        conn->flush_queued = 0;
+    }
+    const casgi__proto_t *proto = conn->proto;
+    conn->proto = NULL;
+    if (proto && proto->on_close)
+        proto->on_close(conn);
+    conn->proto_data = NULL;
+    uv_close(&conn->io.handle, on_handle_closed);
+    uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
+}

@@ -1,0 +1,82 @@
+#ifndef CASGI_CONN_H
+#define CASGI_CONN_H
+
+#include <netinet/in.h>
+
+#include "buf.h"
+#include "proto.h"
+#include "server.h"
+
+/*
+ * One accepted socket: its handle, the input buffer, the output buffers, one timer, and the
+ * close sequence. Memory is released after both handles closed (libuv's rule), never inside a
+ * callback that came from the connection.
+ */
+struct casgi__conn_s {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } io;
+    uv_timer_t timer;
+    uv_write_t write_req;
+    uv_shutdown_t shutdown_req;
+    casgi_server_t *server;
+    casgi__list_t node;       /* server->conns */
+    casgi__list_t flush_node; /* server->flushes while output waits for the end of the turn */
+
+    const casgi__proto_t *proto;
+    void *proto_data;
+
+    casgi__buf_t rbuf;     /* read, not yet consumed by the protocol */
+    casgi__buf_t wbuf;     /* output gathered this turn */
+    casgi__buf_t inflight; /* owned by write_req while `writing` */
+
+    unsigned reading : 1;
+    unsigned writing : 1;
+    unsigned closing : 1;
+    unsigned lingering : 1;    /* output done, FIN sent, discarding input until EOF or timeout */
+    unsigned close_after_flush : 1;
+    unsigned flush_queued : 1;
+    unsigned handles_open : 2;
+
+    /* scope addresses, formatted once per connection */
+    casgi_addr_t client;
+    casgi_addr_t local;
+    const char *scheme;
+    char client_host[INET6_ADDRSTRLEN];
+    char local_host[INET6_ADDRSTRLEN];
+};
+
+/* Allocates a connection and initialises its socket handle of the listener's kind. */
+int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out);
+/* For a connection whose accept failed: closes the handles and frees it. */
+void casgi__conn_discard(casgi__conn_t *conn);
+/* Fills client/local addresses (TCP) or the Unix form (path, -1), then registers with the server. */
+void casgi__conn_accepted(casgi__conn_t *conn, const char *unix_path);
+void casgi__conn_set_proto(casgi__conn_t *conn, const casgi__proto_t *proto, void *data);
+
+void casgi__conn_read_start(casgi__conn_t *conn);
+void casgi__conn_read_stop(casgi__conn_t *conn);
+
+/* Bytes written by the protocol but not yet acknowledged by the kernel. */
+static inline size_t casgi__conn_buffered(const casgi__conn_t *conn)
+{
+    return casgi__buf_size(&conn->wbuf) + casgi__buf_size(&conn->inflight);
+}
+/* The protocol appended to conn->wbuf: write it at the end of this loop turn. */
+void casgi__conn_flush_later(casgi__conn_t *conn);
+/* Writes wbuf now (uv_try_write, then uv_write for the rest). */
+void casgi__conn_flush(casgi__conn_t *conn);
+
+void casgi__conn_timer_start(casgi__conn_t *conn, uint64_t ms);
+void casgi__conn_timer_stop(casgi__conn_t *conn);
+
+/* Closes at once; pending output is dropped (an abort). Safe to call more than once. */
+void casgi__conn_close(casgi__conn_t *conn);
+/* Writes what is pending, sends FIN, drains input briefly, then closes (lingering close), so the
+ * client reads the whole response even when it was still sending. */
+void casgi__conn_close_after_flush(casgi__conn_t *conn);
+
+#endif

@@ -1,0 +1,927 @@
+/*
+ * HTTP/1.x: llhttp turns bytes into a request, the call carries it to the app, and this file turns
+ * the app's events back into bytes. All progress happens in run(): it is called after a read, after
+ * a write drained, and from the server's task queue, and it loops until nothing moves. The app is
+ * never called from inside llhttp_execute(): the parser pauses at the end of the head and at the end
+ * of the message, and run() dispatches outside it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <llhttp.h>
+
+#include "call.h"
+#include "headers.h"
+#include "http1.h"
+#include "scope.h"
+
+typedef struct field_s {
+    size_t name_off, name_len;
+    size_t value_off, value_len;
+} field_t;
+
+typedef struct http1_s {
+    casgi__conn_t *conn; /* NULL once the connection closed */
+    casgi_server_t *server;
+    casgi__task_t task;
+    int refs; /* one for the connection, one while the app holds the call, one inside run() */
+    llhttp_t parser;
+    casgi_call_t call;
+
+    /* request head: every string of the scope lives in `head`, reused across keep-alive requests */
+    casgi__buf_t head;
+    field_t *fields;
+    size_t num_fields, cap_fields;
+    casgi_header_t *headers;
+    size_t cap_headers;
+    size_t url_off, url_len;
+    size_t head_size;
+    int error_status; /* set by a parser callback that refuses the request */
+    uint64_t request_start;
+
+    /* request body, buffered until the app receives it */
+    casgi__buf_t body;
+    uint64_t body_received;
+
+    unsigned in_request : 1;       /* message begun, not complete */
+    unsigned dispatch : 1;         /* head complete, app not yet called */
+    unsigned call_live : 1;        /* the app holds the call */
+    unsigned message_complete : 1; /* parser paused at the end of this request */
+    unsigned final_delivered : 1;  /* http.request with more_body = 0 went to the app */
+    unsigned keep_alive : 1;
+    unsigned http10 : 1;
+    unsigned is_head : 1;
+    unsigned expect_continue : 1;
+    unsigned continue_sent : 1;
+    unsigned shutting_down : 1;
+    unsigned broken : 1; /* an error response is going out; parse nothing more */
+    unsigned in_field_name : 1;
+
+    /* response */
+    unsigned chunked : 1;
+    unsigned no_body : 1;
+    unsigned has_length : 1;
+    unsigned will_close : 1;
+    unsigned trailers_begun : 1;
+    unsigned response_done : 1;
+    uint64_t content_length;
+    uint64_t body_sent;
+} http1_t;
+
+static const casgi__call_ops_t call_ops;
+static const casgi__proto_t proto;
+static void run(http1_t *h);
+
+/* ---- small formatting helpers (no printf on the hot path) -------------------------------- */
+
+static size_t fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static size_t fmt_hex(char *out, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = digits[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 103: return "Early Hints";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 422: return "Unprocessable Content";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "";
+}
+
+size_t casgi__http1_status_line(int status, char *out)
+{
+    const char *reason = reason_phrase(status);
+    size_t n = 0;
+    memcpy(out, "HTTP/1.1 ", 9);
+    n = 9;
+    n += fmt_u64(out + n, (uint64_t)status);
+    out[n++] = ' ';
+    size_t rlen = strlen(reason);
+    memcpy(out + n, reason, rlen);
+    n += rlen;
+    out[n++] = '\r';
+    out[n++] = '\n';
+    return n;
+}
+
+/* Appends to the connection's output; on allocation failure the connection is dropped. */
+static int out(http1_t *h, const void *data, size_t len)
+{
+    if (casgi__buf_append(&h->conn->wbuf, data, len) != 0) {
+        CASGI_LOG(&h->server->log, CASGI_LOG_ERROR, "out of memory writing a response");
+        casgi__conn_close(h->conn);
+        return CASGI_ENOMEM;
+    }
+    return 0;
+}
+#define OUT_LIT(h, lit) out((h), (lit), sizeof(lit) - 1)
+
+/* ---- lifetime --------------------------------------------------------------------------- */
+
+static void unref(http1_t *h)
+{
+    if (--h->refs > 0)
+        return;
+    casgi__server_cancel(h->server, &h->task);
+    casgi__buf_free(&h->head);
+    casgi__buf_free(&h->body);
+    free(h->fields);
+    free(h->headers);
+    free(h);
+}
+
+static void on_task(casgi__task_t *task) { run(container_of(task, http1_t, task)); }
+
+static void wake(http1_t *h) { casgi__server_defer(h->server, &h->task); }
+
+/* ---- error responses -------------------------------------------------------------------- */
+
+/*
+ * Refuses the current request with a complete response of our own and closes the connection
+ * afterwards (lingering, so the client gets to read it). When the app already started a response,
+ * the only honest answer left is to cut the connection.
+ */
+static void respond_error(http1_t *h, int status, const char *why)
+{
+    casgi_server_t *server = h->server;
+    h->broken = 1;
+    if (status == 503)
+        CASGI_LOG(&server->log, CASGI_LOG_WARNING, "Exceeded concurrency limit.");
+    else
+        CASGI_LOG(&server->log, CASGI_LOG_WARNING, "Invalid HTTP request received (%d): %s",
+                  status, why);
+    if (h->conn == NULL)
+        return;
+    if (h->call_live) {
+        h->call.disconnected = 1;
+        wake(h);
+        if (h->call.response != CASGI__RESPONSE_NONE) {
+            casgi__conn_close(h->conn);
+            return;
+        }
+    }
+    char line[64];
+    size_t n = casgi__http1_status_line(status, line);
+    const char *reason = reason_phrase(status);
+    char len[24];
+    size_t body_len = strlen(reason) + 1;
+    size_t len_n = fmt_u64(len, body_len);
+    if (out(h, line, n) || OUT_LIT(h, "content-type: text/plain; charset=utf-8\r\n") ||
+        OUT_LIT(h, "connection: close\r\ncontent-length: ") || out(h, len, len_n) ||
+        OUT_LIT(h, "\r\n"))
+        return;
+    if (server->cfg.server_header && OUT_LIT(h, "server: casgi\r\n"))
+        return;
+    if (server->cfg.date_header &&
+        (OUT_LIT(h, "date: ") || out(h, casgi__date_now(&server->date), CASGI_DATE_LEN) ||
+         OUT_LIT(h, "\r\n")))
+        return;
+    if (OUT_LIT(h, "\r\n") || out(h, reason, strlen(reason)) || OUT_LIT(h, "\n"))
+        return;
+    casgi__conn_read_stop(h->conn);
+    casgi__conn_close_after_flush(h->conn);
+}
+
+/* ---- parser callbacks ------------------------------------------------------------------- */
+
+static int grow_head(http1_t *h, size_t len)
+{
+    h->head_size += len;
+    if (h->head_size > h->server->cfg.max_request_head) {
+        h->error_status = 431;
+        return -1;
+    }
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    http1_t *h = p->data;
+    casgi__buf_clear(&h->head);
+    casgi__buf_clear(&h->body);
+    h->num_fields = 0;
+    h->url_off = h->url_len = 0;
+    h->head_size = 0;
+    h->error_status = 0;
+    h->body_received = 0;
+    h->in_request = 1;
+    h->in_field_name = 0;
+    h->message_complete = h->final_delivered = 0;
+    h->expect_continue = h->continue_sent = 0;
+    h->chunked = h->no_body = h->has_length = h->will_close = 0;
+    h->trailers_begun = h->response_done = 0;
+    h->content_length = h->body_sent = 0;
+    h->request_start = h->server->cfg.access_log ? uv_hrtime() : 0;
+    casgi__conn_timer_start(h->conn, h->server->cfg.timeout_request_header);
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    http1_t *h = p->data;
+    if (h->url_len == 0)
+        h->url_off = h->head.len;
+    h->url_len += len;
+    if (h->url_len > h->server->cfg.max_url) {
+        h->error_status = 414;
+        return -1;
+    }
+    if (grow_head(h, len) || casgi__buf_append(&h->head, at, len))
+        return -1;
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    http1_t *h = p->data;
+    field_t *f = h->num_fields ? &h->fields[h->num_fields - 1] : NULL;
+    if (!h->in_field_name) {
+        h->in_field_name = 1;
+        /* a new field starts: 4 more bytes of ": " and CRLF count toward the limit */
+        if (grow_head(h, 4))
+            return -1;
+        if (h->num_fields == h->cap_fields) {
+            size_t cap = h->cap_fields ? h->cap_fields * 2 : 16;
+            field_t *fields = realloc(h->fields, cap * sizeof(*fields));
+            if (fields == NULL)
+                return -1;
+            h->fields = fields;
+            h->cap_fields = cap;
+        }
+        f = &h->fields[h->num_fields++];
+        f->name_off = h->head.len;
+        f->name_len = 0;
+        f->value_off = f->value_len = 0;
+    }
+    if (grow_head(h, len) || casgi__buf_append(&h->head, at, len))
+        return -1;
+    f->name_len += len;
+    return 0;
+}
+
+static int on_header_field_complete(llhttp_t *p)
+{
+    ((http1_t *)p->data)->in_field_name = 0;
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    http1_t *h = p->data;
+    field_t *f = &h->fields[h->num_fields - 1];
+    if (f->value_len == 0)
+        f->value_off = h->head.len;
+    if (grow_head(h, len) || casgi__buf_append(&h->head, at, len))
+        return -1;
+    f->value_len += len;
+    return 0;
+}
+
+/* Builds the scope from the head; 0, or -1 with h->error_status set. */
+static int build_scope(http1_t *h)
+{
+    casgi_server_t *server = h->server;
+    casgi__conn_t *conn = h->conn;
+    llhttp_t *p = &h->parser;
+
+    /* Room for the decoded path, so the pointers taken below stay put. */
+    if (casgi__buf_reserve(&h->head, h->url_len + 1))
+        return -1;
+    if (h->num_fields > h->cap_headers) {
+        casgi_header_t *headers = realloc(h->headers, h->num_fields * sizeof(*headers));
+        if (headers == NULL)
+            return -1;
+        h->headers = headers;
+        h->cap_headers = h->num_fields;
+    }
+
+    casgi_scope_t *scope = &h->call.scope;
+    char *base = h->head.base;
+    int hosts = 0;
+    uint64_t declared_length = 0;
+    int has_length = 0;
+    for (size_t i = 0; i < h->num_fields; i++) {
+        field_t *f = &h->fields[i];
+        casgi__headers_lower(base + f->name_off, f->name_len);
+        casgi_header_t *hd = &h->headers[i];
+        hd->name = (casgi_bytes_t){base + f->name_off, f->name_len};
+        hd->value = (casgi_bytes_t){f->value_len ? base + f->value_off : base, f->value_len};
+        if (CASGI_NAME_IS(hd->name, "host"))
+            hosts++;
+        else if (CASGI_NAME_IS(hd->name, "expect"))
+            h->expect_continue = CASGI_NAME_IS(hd->value, "100-continue");
+        else if (CASGI_NAME_IS(hd->name, "content-length"))
+            has_length = casgi__headers_parse_length(hd->value, &declared_length) == 0;
+    }
+
+    h->http10 = p->http_major == 1 && p->http_minor == 0;
+    if (!h->http10 && hosts != 1) {
+        /* RFC 9112 3.2: a 1.1 request without exactly one Host is a 400 */
+        h->error_status = 400;
+        return -1;
+    }
+    if (h->http10)
+        h->expect_continue = 0;
+    if (server->cfg.max_body_size && has_length && declared_length > server->cfg.max_body_size) {
+        h->error_status = 413;
+        return -1;
+    }
+
+    casgi__call_init(&h->call, &call_ops, server);
+    scope->type = CASGI_SCOPE_HTTP;
+    scope->asgi_version = "3.0";
+    scope->spec_version = "2.5";
+    scope->http_version = h->http10 ? "1.0" : "1.1";
+    const char *method = llhttp_method_name((llhttp_method_t)p->method);
+    scope->method = (casgi_bytes_t){method, strlen(method)};
+    scope->scheme = conn->scheme;
+    casgi_bytes_t target = {base + h->url_off, h->url_len};
+    casgi__scope_split_target(target, &scope->raw_path, &scope->query_string);
+    char *decoded = base + h->head.len;
+    scope->path.base = decoded;
+    scope->path.len = casgi__scope_percent_decode(scope->raw_path, decoded);
+    h->head.len += scope->path.len;
+    scope->root_path = (casgi_bytes_t){server->root_path, strlen(server->root_path)};
+    scope->headers = h->headers;
+    scope->num_headers = h->num_fields;
+    scope->client = conn->client;
+    scope->server = conn->local;
+    scope->extensions = CASGI_EXT_HTTP_RESPONSE_TRAILERS;
+
+    h->is_head = p->method == HTTP_HEAD;
+    h->keep_alive = llhttp_should_keep_alive(p) != 0;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    http1_t *h = p->data;
+    casgi__conn_timer_stop(h->conn);
+    if (build_scope(h) != 0)
+        return -1;
+    h->dispatch = 1;
+    /* Stop here: the app is called from run(), outside the parser. */
+    return HPE_PAUSED;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    http1_t *h = p->data;
+    h->body_received += len;
+    uint64_t max = h->server->cfg.max_body_size;
+    if (max && h->body_received > max) {
+        h->error_status = 413;
+        return -1;
+    }
+    /* Nobody will read it once the app is gone or the response is out: drop it. */
+    if (!h->call_live || h->call.disconnected || h->call.response == CASGI__RESPONSE_COMPLETE)
+        return 0;
+    return casgi__buf_append(&h->body, at, len) ? -1 : 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    http1_t *h = p->data;
+    h->in_request = 0;
+    h->message_complete = 1;
+    /* One request at a time: pipelined bytes wait in rbuf until this call is over. */
+    return HPE_PAUSED;
+}
+
+static const llhttp_settings_t parser_settings = {
+    .on_message_begin = on_message_begin,
+    .on_url = on_url,
+    .on_header_field = on_header_field,
+    .on_header_field_complete = on_header_field_complete,
+    .on_header_value = on_header_value,
+    .on_headers_complete = on_headers_complete,
+    .on_body = on_body,
+    .on_message_complete = on_message_complete,
+};
+
+/* ---- the response ------------------------------------------------------------------------ */
+
+static void access_log(http1_t *h)
+{
+    casgi_server_t *server = h->server;
+    if (!server->cfg.access_log || server->log.level > CASGI_LOG_INFO)
+        return;
+    const casgi_scope_t *s = &h->call.scope;
+    double ms = (double)(uv_hrtime() - h->request_start) / 1e6;
+    casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s:%d - \"%.*s %.*s HTTP/%s\" %d %.3fms",
+                     s->client.host ? s->client.host : "unix", s->client.port, (int)s->method.len,
+                     s->method.base, (int)h->url_len, h->head.base + h->url_off, s->http_version,
+                     h->call.status, ms);
+}
+
+static void response_done(http1_t *h)
+{
+    h->response_done = 1;
+    casgi__server_request_done(h->server);
+    access_log(h);
+    if (h->will_close)
+        casgi__conn_close_after_flush(h->conn);
+    wake(h);
+}
+
+static int write_head(http1_t *h, const casgi_event_t *ev)
+{
+    casgi_server_t *server = h->server;
+    const casgi_header_t *headers = ev->start.headers;
+    size_t n = ev->start.num_headers;
+    int status = ev->start.status;
+    int has_date = 0, has_server = 0;
+    size_t size = 256;
+
+    h->has_length = 0;
+    for (size_t i = 0; i < n; i++) {
+        casgi_bytes_t name = headers[i].name, value = headers[i].value;
+        size += name.len + value.len + 4;
+        if (CASGI_NAME_IS(name, "content-length")) {
+            uint64_t len;
+            if (casgi__headers_parse_length(value, &len) != 0 ||
+                (h->has_length && len != h->content_length))
+                return CASGI_EHEADER;
+            h->has_length = 1;
+            h->content_length = len;
+        } else if (CASGI_NAME_IS(name, "connection")) {
+            if (casgi__headers_has_token(value, "close", 5))
+                h->will_close = 1;
+        } else if (CASGI_NAME_IS(name, "date")) {
+            has_date = 1;
+        } else if (CASGI_NAME_IS(name, "server")) {
+            has_server = 1;
+        }
+    }
+
+    int bodiless_status = status == 204 || status == 304;
+    h->no_body = h->is_head || bodiless_status;
+    /* Without the body read, and without a 100 sent, the client may or may not send it: close. */
+    if (!h->keep_alive || h->shutting_down ||
+        (h->expect_continue && !h->continue_sent && !h->message_complete))
+        h->will_close = 1;
+    h->chunked = 0;
+    if (bodiless_status) {
+        h->has_length = h->has_length && status == 304;
+    } else if (ev->start.trailers && !h->http10) {
+        h->chunked = 1; /* trailers need chunked framing; a declared length cannot coexist */
+        h->has_length = 0;
+    } else if (!h->has_length) {
+        if (h->http10)
+            h->will_close = 1; /* close-delimited */
+        else
+            h->chunked = 1;
+    }
+
+    char line[64];
+    size_t line_len = casgi__http1_status_line(status, line);
+    if (casgi__buf_reserve(&h->conn->wbuf, size + line_len))
+        return CASGI_ENOMEM;
+    out(h, line, line_len);
+    if (server->cfg.server_header && !has_server)
+        OUT_LIT(h, "server: casgi\r\n");
+    if (server->cfg.date_header && !has_date) {
+        OUT_LIT(h, "date: ");
+        out(h, casgi__date_now(&server->date), CASGI_DATE_LEN);
+        OUT_LIT(h, "\r\n");
+    }
+    for (size_t i = 0; i < server->cfg.num_headers; i++) {
+        const casgi_header_t *d = &server->default_headers[i];
+        out(h, d->name.base, d->name.len);
+        OUT_LIT(h, ": ");
+        out(h, d->value.base, d->value.len);
+        OUT_LIT(h, "\r\n");
+    }
+    for (size_t i = 0; i < n; i++) {
+        casgi_bytes_t name = headers[i].name, value = headers[i].value;
+        /* framing is ours to decide */
+        if (CASGI_NAME_IS(name, "content-length") || CASGI_NAME_IS(name, "transfer-encoding") ||
+            CASGI_NAME_IS(name, "connection"))
+            continue;
+        if (casgi__buf_reserve(&h->conn->wbuf, name.len + value.len + 4))
+            return CASGI_ENOMEM;
+        out(h, name.base, name.len);
+        OUT_LIT(h, ": ");
+        out(h, value.base, value.len);
+        OUT_LIT(h, "\r\n");
+    }
+    if (h->has_length) {
+        char num[24];
+        OUT_LIT(h, "content-length: ");
+        out(h, num, fmt_u64(num, h->content_length));
+        OUT_LIT(h, "\r\n");
+    } else if (h->chunked) {
+        OUT_LIT(h, "transfer-encoding: chunked\r\n");
+    }
+    if (h->will_close)
+        OUT_LIT(h, "connection: close\r\n");
+    else if (h->http10)
+        OUT_LIT(h, "connection: keep-alive\r\n");
+    return OUT_LIT(h, "\r\n");
+}
+
+static int write_body(http1_t *h, const casgi_event_t *ev)
+{
+    casgi_bytes_t data = ev->body.body;
+    int last = !ev->body.more_body;
+    int done = last && !h->call.trailers_announced;
+    if (h->no_body) {
+        /* HEAD, 204 and 304 carry no body whatever the app sends */
+    } else if (h->chunked) {
+        if (data.len > 0) {
+            char size[20];
+            size_t n = fmt_hex(size, data.len);
+            size[n++] = '\r';
+            size[n++] = '\n';
+            if (out(h, size, n) || out(h, data.base, data.len) || OUT_LIT(h, "\r\n"))
+                return CASGI_ENOMEM;
+        }
+        if (done && OUT_LIT(h, "0\r\n\r\n"))
+            return CASGI_ENOMEM;
+    } else if (h->has_length) {
+        if (h->body_sent + data.len > h->content_length ||
+            (last && h->body_sent + data.len < h->content_length)) {
+            CASGI_LOG(&h->server->log, CASGI_LOG_ERROR,
+                      "Response content %s than Content-Length (%llu bytes); aborting",
+                      h->body_sent + data.len > h->content_length ? "longer" : "shorter",
+                      (unsigned long long)h->content_length);
+            casgi__conn_close(h->conn);
+            return CASGI_ELENGTH;
+        }
+        if (out(h, data.base, data.len))
+            return CASGI_ENOMEM;
+    } else if (out(h, data.base, data.len)) {
+        return CASGI_ENOMEM;
+    }
+    h->body_sent += data.len;
+    if (done)
+        response_done(h);
+    return 0;
+}
+
+static int write_trailers(http1_t *h, const casgi_event_t *ev)
+{
+    int last = !ev->trailers.more_trailers;
+    if (h->chunked && !h->no_body) {
+        if (!h->trailers_begun && OUT_LIT(h, "0\r\n"))
+            return CASGI_ENOMEM;
+        h->trailers_begun = 1;
+        for (size_t i = 0; i < ev->trailers.num_headers; i++) {
+            const casgi_header_t *t = &ev->trailers.headers[i];
+            if (out(h, t->name.base, t->name.len) || OUT_LIT(h, ": ") ||
+                out(h, t->value.base, t->value.len) || OUT_LIT(h, "\r\n"))
+                return CASGI_ENOMEM;
+        }
+        if (last && OUT_LIT(h, "\r\n"))
+            return CASGI_ENOMEM;
+    }
+    if (last)
+        response_done(h);
+    return 0;
+}
+
+/* ---- call operations -------------------------------------------------------------------- */
+
+static int call_send(casgi_call_t *call, const casgi_event_t *ev)
+{
+    http1_t *h = container_of(call, http1_t, call);
+    if (h->conn == NULL || h->broken) {
+        call->disconnected = 1;
+        return CASGI_EDISCONNECTED;
+    }
+    int err;
+    switch (ev->type) {
+    case CASGI_EVENT_HTTP_RESPONSE_START: {
+        size_t mark = h->conn->wbuf.len;
+        err = write_head(h, ev);
+        if (err && h->conn && !h->conn->closing)
+            h->conn->wbuf.len = mark; /* nothing of a refused head reaches the wire */
+        break;
+    }
+    case CASGI_EVENT_HTTP_RESPONSE_BODY:
+        err = write_body(h, ev);
+        break;
+    case CASGI_EVENT_HTTP_RESPONSE_TRAILERS:
+        err = write_trailers(h, ev);
+        break;
+    default:
+        return CASGI_EEVENT;
+    }
+    if (h->conn != NULL)
+        casgi__conn_flush_later(h->conn);
+    return err;
+}
+
+static void call_wake(casgi_call_t *call) { wake(container_of(call, http1_t, call)); }
+
+static void call_abort(casgi_call_t *call)
+{
+    http1_t *h = container_of(call, http1_t, call);
+    if (h->conn != NULL)
+        casgi__conn_close(h->conn);
+}
+
+static void call_end(casgi_call_t *call, int error)
+{
+    http1_t *h = container_of(call, http1_t, call);
+    h->call_live = 0;
+    casgi__server_call_ended(h->server);
+    if (h->conn != NULL)
+        wake(h);
+    unref(h);
+}
+
+static const casgi__call_ops_t call_ops = {
+    .send = call_send,
+    .wake = call_wake,
+    .abort = call_abort,
+    .end = call_end,
+};
+
+/* ---- the engine ------------------------------------------------------------------------- */
+
+/* Completes a pending receive when there is something to say; 1 when it did. */
+static int deliver(http1_t *h)
+{
+    casgi_call_t *call = &h->call;
+    if (call->disconnected || h->conn == NULL ||
+        (h->final_delivered && call->response == CASGI__RESPONSE_COMPLETE)) {
+        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_DISCONNECT};
+        call->disconnected = 1;
+        casgi__call_deliver(call, &ev);
+        return 1;
+    }
+    if (!h->final_delivered && (casgi__buf_size(&h->body) > 0 || h->message_complete)) {
+        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_REQUEST};
+        ev.request.body = (casgi_bytes_t){casgi__buf_data(&h->body), casgi__buf_size(&h->body)};
+        ev.request.more_body = !h->message_complete;
+        h->final_delivered = h->message_complete;
+        casgi__call_deliver(call, &ev);
+        casgi__buf_clear(&h->body);
+        return 1;
+    }
+    if (!h->final_delivered && h->expect_continue && !h->continue_sent &&
+        call->response == CASGI__RESPONSE_NONE) {
+        /* The app asked for the body: now, and only now, invite the client to send it. */
+        h->continue_sent = 1;
+        OUT_LIT(h, "HTTP/1.1 100 Continue\r\n\r\n");
+        casgi__conn_flush_later(h->conn);
+    }
+    return 0;
+}
+
+/* Starts the app for a request whose head is complete. */
+static void dispatch(http1_t *h)
+{
+    h->dispatch = 0;
+    if (casgi__server_over_limit(h->server)) {
+        respond_error(h, 503, "");
+        return;
+    }
+    h->call_live = 1;
+    h->refs++;
+    if (h->shutting_down)
+        h->keep_alive = 0;
+    casgi__server_call_started(h->server);
+    casgi__call_start(&h->call);
+}
+
+/* The call is over and its response complete: keep the connection for the next request or close. */
+static void finish_request(http1_t *h)
+{
+    h->message_complete = 0;
+    h->response_done = 0;
+    if (!h->keep_alive || h->will_close || h->shutting_down) {
+        casgi__conn_close_after_flush(h->conn);
+        h->broken = 1;
+        return;
+    }
+    casgi__conn_timer_start(h->conn, h->server->cfg.timeout_keep_alive);
+}
+
+static const char *parse_error_reason(http1_t *h, llhttp_errno_t err)
+{
+    switch (h->error_status) {
+    case 413: return "request body too large";
+    case 414: return "request target too long";
+    case 431: return "request head too large";
+    case 400: return "missing or duplicate Host header";
+    }
+    if (err == HPE_PAUSED_H2_UPGRADE)
+        return "HTTP/2 preface on an HTTP/1 connection";
+    const char *reason = llhttp_get_error_reason(&h->parser);
+    return reason ? reason : llhttp_errno_name(err);
+}
+
+/* Feeds buffered input to llhttp until it pauses or runs dry. 1 when something moved. */
+static int parse(http1_t *h)
+{
+    casgi__conn_t *conn = h->conn;
+    const char *data = casgi__buf_data(&conn->rbuf);
+    size_t len = casgi__buf_size(&conn->rbuf);
+    llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
+    size_t consumed = len;
+    switch (err) {
+    case HPE_OK:
+        break;
+    case HPE_PAUSED:
+        consumed = (size_t)(llhttp_get_error_pos(&h->parser) - data);
+        llhttp_resume(&h->parser);
+        break;
+    case HPE_PAUSED_UPGRADE:
+        /* No protocol to switch to yet: the request is served as plain HTTP. */
+        consumed = (size_t)(llhttp_get_error_pos(&h->parser) - data);
+        llhttp_resume_after_upgrade(&h->parser);
+        break;
+    default: {
+        int status = h->error_status ? h->error_status : 400;
+        respond_error(h, status, parse_error_reason(h, err));
+        return 1;
+    }
+    }
+    casgi__buf_consume(&conn->rbuf, consumed);
+    return 1;
+}
+
+static int can_parse(const http1_t *h)
+{
+    const casgi__conn_t *conn = h->conn;
+    return conn != NULL && !conn->closing && !conn->lingering && !conn->close_after_flush &&
+           !h->broken && !h->dispatch && !h->message_complete &&
+           casgi__buf_size(&conn->rbuf) > 0 &&
+           casgi__buf_size(&h->body) < h->server->cfg.high_water_mark;
+}
+
+static void update_reading(http1_t *h)
+{
+    casgi__conn_t *conn = h->conn;
+    if (conn == NULL || conn->closing || conn->lingering)
+        return;
+    size_t hwm = h->server->cfg.high_water_mark;
+    int want = !h->broken && !conn->close_after_flush && casgi__buf_size(&h->body) < hwm &&
+               casgi__buf_size(&conn->rbuf) < hwm;
+    if (want)
+        casgi__conn_read_start(conn);
+    else
+        casgi__conn_read_stop(conn);
+}
+
+static void run(http1_t *h)
+{
+    h->refs++;
+    for (;;) {
+        casgi__conn_t *conn = h->conn;
+        if (h->dispatch && conn != NULL && !h->broken) {
+            dispatch(h);
+            continue;
+        }
+        if (h->call_live && h->call.recv_cb && deliver(h))
+            continue;
+        if (h->call_live && h->call.send_cb &&
+            (conn == NULL || casgi__conn_buffered(conn) < h->server->cfg.high_water_mark)) {
+            casgi__call_send_done(&h->call, conn == NULL ? CASGI_EDISCONNECTED : 0);
+            continue;
+        }
+        if (conn == NULL || conn->closing)
+            break;
+        if (!h->call_live && h->message_complete && h->response_done && !h->broken) {
+            finish_request(h);
+            continue;
+        }
+        if (can_parse(h) && parse(h))
+            continue;
+        break;
+    }
+    update_reading(h);
+    unref(h);
+}
+
+/* ---- connection events ------------------------------------------------------------------ */
+
+static void on_read(casgi__conn_t *conn) { run(conn->proto_data); }
+
+static void on_drain(casgi__conn_t *conn) { run(conn->proto_data); }
+
+static void on_read_error(casgi__conn_t *conn, int status)
+{
+    http1_t *h = conn->proto_data;
+    if (h->in_request && status != UV_EOF)
+        CASGI_LOG(&h->server->log, CASGI_LOG_DEBUG, "connection lost: %s", casgi_strerror(status));
+}
+
+static void on_timeout(casgi__conn_t *conn)
+{
+    http1_t *h = conn->proto_data;
+    if (h->in_request && !h->dispatch && !h->call_live)
+        CASGI_LOG(&h->server->log, CASGI_LOG_WARNING,
+                  "Request header timeout: closing a connection that did not complete its request"
+                  " head in time.");
+    casgi__conn_close(conn);
+}
+
+static void on_shutdown(casgi__conn_t *conn)
+{
+    http1_t *h = conn->proto_data;
+    h->shutting_down = 1;
+    int idle = !h->call_live && !h->dispatch && !h->message_complete &&
+               casgi__buf_size(&conn->rbuf) == 0 && !conn->writing &&
+               casgi__buf_size(&conn->wbuf) == 0;
+    if (idle)
+        casgi__conn_close(conn);
+}
+
+static void on_close(casgi__conn_t *conn)
+{
+    http1_t *h = conn->proto_data;
+    h->conn = NULL;
+    if (h->call_live) {
+        h->call.disconnected = 1;
+        wake(h);
+    }
+    unref(h);
+}
+
+static const casgi__proto_t proto = {
+    .name = "http/1.1",
+    .on_read = on_read,
+    .on_read_error = on_read_error,
+    .on_drain = on_drain,
+    .on_timeout = on_timeout,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+};
+
+int casgi__http1_attach(casgi__conn_t *conn)
+{
+    http1_t *h = calloc(1, sizeof(*h));
+    if (h == NULL)
+        return CASGI_ENOMEM;
+    h->conn = conn;
+    h->server = conn->server;
+    h->refs = 1;
+    h->task.run = on_task;
+    casgi__list_init(&h->task.node);
+    llhttp_init(&h->parser, HTTP_REQUEST, &parser_settings);
+    h->parser.data = h;
+    casgi__conn_set_proto(conn, &proto, h);
+    casgi__conn_timer_start(conn, conn->server->cfg.timeout_keep_alive);
+    casgi__conn_read_start(conn);
+    return 0;
+}
