@@ -36,7 +36,10 @@ typedef struct http1_s {
     size_t cap_headers;
     size_t url_off, url_len;
     size_t head_size;
+    const char *error_why;
     int error_status; /* set by a parser callback that refuses the request */
+    const char *exec_data; /* what llhttp_execute() was given, to tell a fold from a split */
+    const char *value_end;
     uint64_t request_start;
 
     /* request body, buffered until the app receives it */
@@ -260,6 +263,7 @@ static int on_message_begin(llhttp_t *p)
     h->url_off = h->url_len = 0;
     h->head_size = 0;
     h->error_status = 0;
+    h->error_why = NULL;
     h->body_received = 0;
     h->in_request = 1;
     h->in_field_name = 0;
@@ -326,8 +330,16 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     http1_t *h = p->data;
     field_t *f = &h->fields[h->num_fields - 1];
-    if (f->value_len == 0)
+    if (f->value_len == 0) {
         f->value_off = h->head.len;
+    } else if (at != h->value_end && at != h->exec_data) {
+        /* llhttp joins obs-fold lines silently; RFC 9112 5.2 lets us refuse them, and a value
+         * split by a fold is a classic smuggling vector. */
+        h->error_status = 400;
+        h->error_why = "obsolete line folding in a header value";
+        return -1;
+    }
+    h->value_end = at + len;
     if (grow_head(h, len) || casgi__buf_append(&h->head, at, len))
         return -1;
     f->value_len += len;
@@ -375,6 +387,7 @@ static int build_scope(http1_t *h)
     if (!h->http10 && hosts != 1) {
         /* RFC 9112 3.2: a 1.1 request without exactly one Host is a 400 */
         h->error_status = 400;
+        h->error_why = "missing or duplicate Host header";
         return -1;
     }
     if (h->http10)
@@ -758,11 +771,12 @@ static void finish_request(http1_t *h)
 
 static const char *parse_error_reason(http1_t *h, llhttp_errno_t err)
 {
+    if (h->error_why)
+        return h->error_why;
     switch (h->error_status) {
     case 413: return "request body too large";
     case 414: return "request target too long";
     case 431: return "request head too large";
-    case 400: return "missing or duplicate Host header";
     }
     if (err == HPE_PAUSED_H2_UPGRADE)
         return "HTTP/2 preface on an HTTP/1 connection";
@@ -776,6 +790,7 @@ static int parse(http1_t *h)
     casgi__conn_t *conn = h->conn;
     const char *data = casgi__buf_data(&conn->rbuf);
     size_t len = casgi__buf_size(&conn->rbuf);
+    h->exec_data = data;
     llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
     size_t consumed = len;
     switch (err) {

@@ -965,6 +965,7 @@ static void on_send_after_disconnect_timer(uv_timer_t *t)
 
 static void send_after_disconnect_wait(req_t *r)
 {
+    say("send-after-disconnect waiting");
     start_timer(r, r->param ? r->param : 300, on_send_after_disconnect_timer);
 }
 
