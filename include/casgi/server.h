@@ -9,6 +9,8 @@
 /*
  * The server: an opaque object living on a loop the caller owns. It registers no signal handlers,
  * keeps no globals, and after casgi_server_shutdown() completes it has no handle left on the loop.
+ * As with any libuv server, the process should ignore SIGPIPE (signal(SIGPIPE, SIG_IGN)): libuv
+ * writes with write(2), and a write to a peer that reset would otherwise kill the process.
  *
  * Life cycle:
  *   casgi_server_new()          allocate, copy the config
