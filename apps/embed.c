@@ -106,7 +106,7 @@ static void on_start(casgi_server_t *server, int status, const char *message, vo
 
 int main(int argc, char **argv)
 {
-    /* The server keeps a pointer to the app, so it must outlive the server. */
+    /* server.h does not say whether casgi_server_new() copies *app: keep it for the whole run. */
     static const casgi_app_t app = {.entry = on_request};
     embed_t e = {.server = NULL};
     casgi_config_t cfg;
@@ -127,28 +127,30 @@ int main(int argc, char **argv)
     rc = casgi_server_new(&e.loop, &cfg, &app, &e.server);
     if (rc != 0)
         goto fail_loop;
-    rc = casgi_server_listen_tcp(e.server, "127.0.0.1", port);
-    if (rc != 0)
-        goto fail_server;
-    printf("embed: listening on http://127.0.0.1:%d\n", casgi_server_get_port(e.server, 0));
-    fflush(stdout);
 
-    /* Once these exist, every exit goes through on_shutdown(), which closes them. */
+    /*
+     * The server has handles on the loop from here on, so every exit, a failed listen included,
+     * goes through casgi_server_shutdown(); its callback closes our handles too.
+     */
     uv_timer_init(&e.loop, &e.ticker);
     uv_timer_start(&e.ticker, on_tick, 100, 100);
     uv_timer_init(&e.loop, &e.deadline);
-    if (seconds > 0)
-        uv_timer_start(&e.deadline, on_deadline, (uint64_t)(seconds * 1000), 0);
     uv_signal_init(&e.loop, &e.sigint);
     uv_signal_start(&e.sigint, on_sigint, SIGINT);
 
-    rc = casgi_server_start(e.server, on_start, &e);
+    rc = casgi_server_listen_tcp(e.server, "127.0.0.1", port);
+    if (rc == 0) {
+        printf("embed: listening on http://127.0.0.1:%d\n", casgi_server_get_port(e.server, 0));
+        fflush(stdout);
+        rc = casgi_server_start(e.server, on_start, &e);
+    }
+    if (rc == 0 && seconds > 0)
+        uv_timer_start(&e.deadline, on_deadline, (uint64_t)(seconds * 1000), 0);
     if (rc != 0)
-        on_shutdown(e.server, rc, NULL, &e);
+        stop(&e);
     uv_run(&e.loop, UV_RUN_DEFAULT);
 
     printf("embed: ticked %lu times while serving\n", e.ticks);
-fail_server:
     casgi_server_free(e.server);
 fail_loop:
     /* 0 only when every handle, the server's and ours, has been closed: nothing leaked. */

@@ -184,6 +184,8 @@ void casgi__conn_flush(casgi__conn_t *conn)
         casgi__buf_clear(&conn->wbuf);
         if (conn->close_after_flush)
             start_linger(conn);
+        else if (size >= conn->server->cfg.high_water_mark && conn->proto && conn->proto->on_drain)
+            conn->proto->on_drain(conn); /* whoever waited for room is not waiting for a write */
         return;
     }
     if (n < 0 && n != UV_EAGAIN) {

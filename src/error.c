@@ -1,5 +1,13 @@
 #include "internal.h"
 
+/* libuv answers an unknown code with a string it mallocs and never frees: ask without leaking. */
+static int uv_knows(int err)
+{
+    char name[64];
+    uv_err_name_r(err, name, sizeof(name));
+    return strncmp(name, "Unknown system error", 20) != 0;
+}
+
 const char *casgi_strerror(int err)
 {
     switch (err) {
@@ -11,8 +19,8 @@ const char *casgi_strerror(int err)
     case 0:
         return "success";
     }
-    if (err < 0 && err > -1000)
-        return uv_strerror(err);
+    if (err < 0 && uv_knows(err))
+        return uv_strerror(err); /* negative codes outside our band are libuv's */
     return "unknown error";
 }
 
@@ -27,7 +35,7 @@ const char *casgi_err_name(int err)
     case 0:
         return "OK";
     }
-    if (err < 0 && err > -1000)
+    if (err < 0 && uv_knows(err))
         return uv_err_name(err);
     return "UNKNOWN";
 }

@@ -59,6 +59,8 @@ typedef struct http1_s {
     unsigned shutting_down : 1;
     unsigned broken : 1; /* an error response is going out; parse nothing more */
     unsigned in_field_name : 1;
+    unsigned head_done : 1; /* later header callbacks are chunked trailers: dropped */
+    unsigned response_started : 1;
 
     /* response */
     unsigned chunked : 1;
@@ -167,6 +169,8 @@ size_t casgi__http1_status_line(int status, char *out)
 /* Appends to the connection's output; on allocation failure the connection is dropped. */
 static int out(http1_t *h, const void *data, size_t len)
 {
+    if (h->conn == NULL)
+        return CASGI_EDISCONNECTED;
     if (casgi__buf_append(&h->conn->wbuf, data, len) != 0) {
         CASGI_LOG(&h->server->log, CASGI_LOG_ERROR, "out of memory writing a response");
         casgi__conn_close(h->conn);
@@ -215,10 +219,14 @@ static void respond_error(http1_t *h, int status, const char *why)
     if (h->call_live) {
         h->call.disconnected = 1;
         wake(h);
-        if (h->call.response != CASGI__RESPONSE_NONE) {
+    }
+    if (h->response_started) {
+        /* This request already has its answer: let a complete one out, cut a partial one. */
+        if (h->response_done)
+            casgi__conn_close_after_flush(h->conn);
+        else
             casgi__conn_close(h->conn);
-            return;
-        }
+        return;
     }
     char line[64];
     size_t n = casgi__http1_status_line(status, line);
@@ -267,6 +275,8 @@ static int on_message_begin(llhttp_t *p)
     h->body_received = 0;
     h->in_request = 1;
     h->in_field_name = 0;
+    h->head_done = 0;
+    h->response_started = 0;
     h->message_complete = h->final_delivered = 0;
     h->expect_continue = h->continue_sent = 0;
     h->chunked = h->no_body = h->has_length = h->will_close = 0;
@@ -295,6 +305,8 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     http1_t *h = p->data;
+    if (h->head_done)
+        return 0; /* ASGI has no request trailers; the scope's strings must not move */
     field_t *f = h->num_fields ? &h->fields[h->num_fields - 1] : NULL;
     if (!h->in_field_name) {
         h->in_field_name = 1;
@@ -322,13 +334,16 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
 
 static int on_header_field_complete(llhttp_t *p)
 {
-    ((http1_t *)p->data)->in_field_name = 0;
+    http1_t *h = p->data;
+    h->in_field_name = 0;
     return 0;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     http1_t *h = p->data;
+    if (h->head_done)
+        return 0;
     field_t *f = &h->fields[h->num_fields - 1];
     if (f->value_len == 0) {
         f->value_off = h->head.len;
@@ -430,8 +445,12 @@ static int on_headers_complete(llhttp_t *p)
     if (build_scope(h) != 0)
         return -1;
     h->dispatch = 1;
-    /* Stop here: the app is called from run(), outside the parser. */
-    return HPE_PAUSED;
+    h->head_done = 1;
+    /* The app is called from run(), outside the parser. A request without a body runs on to
+     * on_message_complete, which pauses; one with a body pauses here, so the app starts before
+     * the body arrives and streams it. */
+    int has_body = (p->flags & F_CHUNKED) || ((p->flags & F_CONTENT_LENGTH) && p->content_length);
+    return has_body ? HPE_PAUSED : 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -478,8 +497,11 @@ static void access_log(http1_t *h)
         return;
     const casgi_scope_t *s = &h->call.scope;
     double ms = (double)(uv_hrtime() - h->request_start) / 1e6;
-    casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s:%d - \"%.*s %.*s HTTP/%s\" %d %.3fms",
-                     s->client.host ? s->client.host : "unix", s->client.port, (int)s->method.len,
+    char client[INET6_ADDRSTRLEN + 8] = "-"; /* a Unix-socket client has no address */
+    if (s->client.host)
+        snprintf(client, sizeof(client), "%s:%d", s->client.host, s->client.port);
+    casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s - \"%.*s %.*s HTTP/%s\" %d %.3fms",
+                     client, (int)s->method.len,
                      s->method.base, (int)h->url_len, h->head.base + h->url_off, s->http_version,
                      h->call.status, ms);
 }
@@ -500,23 +522,23 @@ static int write_head(http1_t *h, const casgi_event_t *ev)
     const casgi_header_t *headers = ev->start.headers;
     size_t n = ev->start.num_headers;
     int status = ev->start.status;
-    int has_date = 0, has_server = 0;
+    int has_date = 0, has_server = 0, has_length = 0, app_close = 0;
+    uint64_t content_length = 0;
     size_t size = 256;
 
-    h->has_length = 0;
+    /* Validate everything before any state changes: a refused start leaves no trace. */
     for (size_t i = 0; i < n; i++) {
         casgi_bytes_t name = headers[i].name, value = headers[i].value;
         size += name.len + value.len + 4;
         if (CASGI_NAME_IS(name, "content-length")) {
             uint64_t len;
             if (casgi__headers_parse_length(value, &len) != 0 ||
-                (h->has_length && len != h->content_length))
+                (has_length && len != content_length))
                 return CASGI_EHEADER;
-            h->has_length = 1;
-            h->content_length = len;
+            has_length = 1;
+            content_length = len;
         } else if (CASGI_NAME_IS(name, "connection")) {
-            if (casgi__headers_has_token(value, "close", 5))
-                h->will_close = 1;
+            app_close |= casgi__headers_has_token(value, "close", 5);
         } else if (CASGI_NAME_IS(name, "date")) {
             has_date = 1;
         } else if (CASGI_NAME_IS(name, "server")) {
@@ -524,6 +546,12 @@ static int write_head(http1_t *h, const casgi_event_t *ev)
         }
     }
 
+    for (size_t i = 0; i < server->cfg.num_headers; i++)
+        size += server->default_headers[i].name.len + server->default_headers[i].value.len + 4;
+    h->response_started = 1;
+    h->has_length = has_length;
+    h->content_length = content_length;
+    h->will_close = app_close;
     int bodiless_status = status == 204 || status == 304;
     h->no_body = h->is_head || bodiless_status;
     /* Without the body read, and without a 100 sent, the client may or may not send it: close. */
@@ -695,6 +723,7 @@ static void call_end(casgi_call_t *call, int error)
 {
     http1_t *h = container_of(call, http1_t, call);
     h->call_live = 0;
+    casgi__buf_clear(&h->body); /* nobody will read it; it must not hold back parsing */
     casgi__server_call_ended(h->server);
     if (h->conn != NULL)
         wake(h);
@@ -714,8 +743,7 @@ static const casgi__call_ops_t call_ops = {
 static int deliver(http1_t *h)
 {
     casgi_call_t *call = &h->call;
-    if (call->disconnected || h->conn == NULL ||
-        (h->final_delivered && call->response == CASGI__RESPONSE_COMPLETE)) {
+    if (call->disconnected || h->conn == NULL || call->response == CASGI__RESPONSE_COMPLETE) {
         casgi_event_t ev = {.type = CASGI_EVENT_HTTP_DISCONNECT};
         call->disconnected = 1;
         casgi__call_deliver(call, &ev);

@@ -166,6 +166,11 @@ int casgi__lifespan_new(casgi_server_t *server, casgi__lifespan_t **out)
     return 0;
 }
 
+int casgi__lifespan_wants_shutdown(const casgi__lifespan_t *ls)
+{
+    return !ls->ended && ls->startup_ok;
+}
+
 void casgi__lifespan_shutdown(casgi__lifespan_t *ls)
 {
     if (ls->ended || !ls->startup_ok) {

@@ -18,6 +18,11 @@ void casgi__server_defer(casgi_server_t *server, casgi__task_t *task)
     if (task->queued)
         return;
     task->queued = 1;
+    /* Queued work keeps the loop alive until it ran: the callback promise must hold even when
+     * nothing else is on the loop (a start with no listener yet, lifespan shutdown after the last
+     * connection closed). */
+    if (casgi__list_empty(&server->tasks) && server->phase < CASGI__SERVER_CLOSING)
+        uv_ref((uv_handle_t *)&server->prepare);
     casgi__list_insert_tail(&server->tasks, &task->node);
 }
 
@@ -53,6 +58,7 @@ static void run_pending(casgi_server_t *server)
             casgi__conn_flush(conn);
         }
     } while (!casgi__list_empty(&server->tasks));
+    uv_unref((uv_handle_t *)&server->prepare);
 }
 
 static void on_prepare(uv_prepare_t *handle) { run_pending(handle->data); }
@@ -205,7 +211,7 @@ int casgi_server_start(casgi_server_t *server, casgi_start_cb cb, void *data)
 void casgi__server_startup_done(casgi_server_t *server, int status, const char *message)
 {
     if (server->phase != CASGI__SERVER_STARTING)
-        return; /* shut down meanwhile */
+        return; /* shut down meanwhile; casgi_server_shutdown() reported the start */
     if (status == 0) {
         server->phase = CASGI__SERVER_RUNNING;
         if (server->cfg.lifespan != CASGI_LIFESPAN_OFF)
@@ -324,7 +330,7 @@ static void check_drained(casgi_server_t *server)
         return;
     uv_timer_stop(&server->timer);
     server->phase = CASGI__SERVER_LIFESPAN_SHUTDOWN;
-    if (server->lifespan != NULL) {
+    if (server->lifespan != NULL && casgi__lifespan_wants_shutdown(server->lifespan)) {
         CASGI_LOG(&server->log, CASGI_LOG_INFO, "Waiting for application shutdown.");
         casgi__lifespan_shutdown(server->lifespan);
     } else {
@@ -365,6 +371,12 @@ int casgi_server_shutdown(casgi_server_t *server, casgi_shutdown_cb cb, void *da
     server->shutdown_cb = cb;
     server->shutdown_data = data;
     CASGI_LOG(&server->log, CASGI_LOG_INFO, "Shutting down");
+    if (server->start_cb) {
+        /* Startup never finished: its callback still runs exactly once. */
+        casgi_start_cb start_cb = server->start_cb;
+        server->start_cb = NULL;
+        start_cb(server, CASGI_ECANCELED, NULL, server->start_data);
+    }
     for (casgi__list_t *n = server->listeners.next; n != &server->listeners; n = n->next)
         casgi__listener_close(container_of(n, casgi__listener_t, node));
     for (casgi__list_t *n = server->conns.next; n != &server->conns; n = n->next) {

@@ -138,8 +138,7 @@ static int usage_error(const char *flag, const char *arg, const char *why)
  * Decimal integer in [min, max]. strtoull alone would accept leading blanks and a minus sign
  * (wrapping around), so the first byte must be a digit.
  */
-static int parse_uint(const char *flag, const char *arg, uint64_t min, uint64_t max,
-                      uint64_t *out)
+static int parse_uint(const char *flag, const char *arg, uint64_t min, uint64_t max, uint64_t *out)
 {
     char why[80];
     char *end;

@@ -7,8 +7,8 @@
 
 /* An app loaded from a shared object: Uvicorn's "module:attribute" import, with dlopen. */
 typedef struct load_s {
-    void *handle;            /* from dlopen */
-    const casgi_app_t *app;  /* inside the module: valid until load_close() */
+    void *handle;           /* from dlopen */
+    const casgi_app_t *app; /* inside the module: valid until load_close() */
 } load_t;
 
 /*

@@ -25,6 +25,7 @@ typedef struct runner_s {
     casgi_server_t *server;
     const cli_options_t *opts;
     int signals_started;
+    int started; /* casgi_server_start() succeeded */
     int shutting_down;
     int exit_code;
 } runner_t;
@@ -109,13 +110,12 @@ static void on_signal(uv_signal_t *handle, int signum)
     stop(handle->data);
 }
 
+/* The library has logged the limit; ending the process is the runner's decision (Uvicorn's). */
 static void on_limit(casgi_server_t *server, void *data)
 {
     runner_t *r = data;
 
     (void)server;
-    say(r, CASGI_LOG_WARNING, "Maximum request limit of %llu exceeded. Terminating process.",
-        (unsigned long long)r->opts->cfg.limit_max_requests);
     if (!r->shutting_down)
         stop(r);
 }
@@ -143,12 +143,11 @@ static void on_start(casgi_server_t *server, int status, const char *message, vo
     runner_t *r = data;
 
     (void)server;
-    (void)message; /* the library has logged the app's reason */
+    (void)message; /* the library has logged it, and "Application startup failed. Exiting." */
     if (status == 0) {
         print_running(r);
         return;
     }
-    say(r, CASGI_LOG_ERROR, "Application startup failed. Exiting.");
     r->exit_code = CLI_EXIT_STARTUP;
     if (!r->shutting_down)
         stop(r);
@@ -162,8 +161,8 @@ static int listen_all(runner_t *r)
     if (o->uds != NULL) {
         rc = casgi_server_listen_unix(r->server, o->uds);
         if (rc != 0)
-            say(r, CASGI_LOG_ERROR, "error while attempting to bind on unix socket %s: %s",
-                o->uds, casgi_strerror(rc));
+            say(r, CASGI_LOG_ERROR, "error while attempting to bind on unix socket %s: %s", o->uds,
+                casgi_strerror(rc));
     } else if (o->fd >= 0) {
         rc = casgi_server_listen_fd(r->server, o->fd);
         if (rc != 0)
@@ -172,8 +171,9 @@ static int listen_all(runner_t *r)
     } else {
         rc = casgi_server_listen_tcp(r->server, o->host, o->port);
         if (rc != 0)
-            say(r, CASGI_LOG_ERROR, "error while attempting to bind on address %s:%d: %s",
-                o->host, o->port, casgi_strerror(rc));
+            say(r, CASGI_LOG_ERROR, "error while attempting to bind on address %s:%d: %s%s",
+                o->host, o->port, casgi_strerror(rc),
+                rc == UV_EINVAL ? " (--host takes a numeric IPv4 or IPv6 address)" : "");
     }
     return rc;
 }
@@ -197,6 +197,36 @@ static int start_signals(runner_t *r)
     if (rc == 0)
         rc = uv_signal_start(&r->sigterm, on_signal, SIGTERM);
     return rc;
+}
+
+/*
+ * Listens, starts and runs the loop until the server has shut down. The server has handles on the
+ * loop from casgi_server_new() on, so every path, failures included, goes through a shutdown whose
+ * callback has run before main() frees the server. Returns the exit status.
+ */
+static int serve(runner_t *r)
+{
+    int rc;
+
+    say(r, CASGI_LOG_INFO, "Started server process [%ld]", (long)getpid());
+    if (listen_all(r) != 0) {
+        r->exit_code = CLI_EXIT_FAILURE;
+    } else if ((rc = start_signals(r)) != 0) {
+        fprintf(stderr, "casgi: cannot watch signals: %s\n", uv_strerror(rc));
+        r->exit_code = CLI_EXIT_FAILURE;
+    } else if ((rc = casgi_server_start(r->server, on_start, r)) != 0) {
+        fprintf(stderr, "casgi: cannot start the server: %s\n", casgi_strerror(rc));
+        r->exit_code = CLI_EXIT_FAILURE;
+    } else {
+        r->started = 1;
+    }
+    if (!r->started)
+        stop(r);
+
+    uv_run(&r->loop, UV_RUN_DEFAULT);
+    if (r->started)
+        say(r, CASGI_LOG_INFO, "Finished server process [%ld]", (long)getpid());
+    return r->exit_code;
 }
 
 /* A handle left open is a bug in the library or here; name it so the report is actionable. */
@@ -256,34 +286,8 @@ int main(int argc, char **argv)
         goto out_loop;
     }
 
-    say(&r, CASGI_LOG_INFO, "Started server process [%ld]", (long)getpid());
-    if (listen_all(&r) != 0) {
-        rc = CLI_EXIT_FAILURE;
-        goto out_server;
-    }
-    rc = start_signals(&r);
-    if (rc != 0) {
-        fprintf(stderr, "casgi: cannot watch signals: %s\n", uv_strerror(rc));
-        rc = CLI_EXIT_FAILURE;
-        goto out_signals;
-    }
-    rc = casgi_server_start(r.server, on_start, &r);
-    if (rc != 0) {
-        fprintf(stderr, "casgi: cannot start the server: %s\n", casgi_strerror(rc));
-        rc = CLI_EXIT_FAILURE;
-        goto out_signals;
-    }
-
-    uv_run(&r.loop, UV_RUN_DEFAULT);
-    rc = r.exit_code;
-    say(&r, CASGI_LOG_INFO, "Finished server process [%ld]", (long)getpid());
-
-    /* Success and failure unwind through the same steps, in reverse order of acquisition. */
-out_signals:
-    close_signals(&r);
-out_server:
+    rc = serve(&r);
     casgi_server_free(r.server);
-    uv_run(&r.loop, UV_RUN_DEFAULT); /* runs the close callbacks of a failed start */
 out_loop:
     if (uv_loop_close(&r.loop) != 0) {
         uv_walk(&r.loop, on_leftover_handle, NULL);

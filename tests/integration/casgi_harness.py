@@ -213,7 +213,7 @@ class Server:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def signal(self, sig=signal.SIGTERM):
+    def send_signal(self, sig=signal.SIGTERM):
         if self.running():
             self.proc.send_signal(sig)
 

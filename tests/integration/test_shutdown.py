@@ -4,12 +4,11 @@ short; a second signal forces exit; under load every request is answered complet
 connection closed cleanly, never a partial response; lifespan shutdown runs last."""
 
 import signal
-import socket
 import threading
 import time
 import unittest
 
-from casgi_harness import (HOST, Conn, ServerTestCase, Thread, connect_refused, parse_response,
+from casgi_harness import (Conn, ServerTestCase, Thread, connect_refused, parse_response,
                            scaled, wait_until)
 
 
@@ -32,7 +31,7 @@ class Shutdown(ServerTestCase):
         with Conn(port) as c:
             c.request("GET", "/slow-ms/3000")
             srv.wait_stderr("slow-ms 3000 started", timeout=scaled(10))
-            srv.signal(signal.SIGTERM)
+            srv.send_signal(signal.SIGTERM)
             # While the request drains, the listener is gone.
             self.assertTrue(wait_until(lambda: connect_refused(port), scaled(2.5)),
                             "still accepting connections during graceful shutdown")
@@ -53,7 +52,7 @@ class Shutdown(ServerTestCase):
         with Conn(srv.port) as c:
             c.send(b"POST /read-body HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
             time.sleep(0.3)
-            srv.signal(signal.SIGTERM)
+            srv.send_signal(signal.SIGTERM)
             time.sleep(0.3)
             c.send(b"67890")
             r = c.read_response(timeout=scaled(10))
@@ -68,7 +67,7 @@ class Shutdown(ServerTestCase):
             c.request("GET", "/ok")
             self.assertResponse(c.read_response(), 200, b"ok")
             t0 = time.monotonic()
-            srv.signal(signal.SIGTERM)
+            srv.send_signal(signal.SIGTERM)
             closed, extra = c.wait_closed(scaled(10))
             self.assertTrue(closed, "idle keep-alive connection kept open during shutdown")
             self.assertEqual(extra, b"")
@@ -82,7 +81,7 @@ class Shutdown(ServerTestCase):
             c.request("GET", "/slow-ms/10000")
             srv.wait_stderr("slow-ms 10000 started", timeout=scaled(10))
             t0 = time.monotonic()
-            srv.signal(signal.SIGTERM)
+            srv.send_signal(signal.SIGTERM)
             closed, extra = c.wait_closed(scaled(8))
             elapsed = time.monotonic() - t0
             self.assertTrue(closed, "in-flight request not cut after the graceful timeout")
@@ -100,11 +99,11 @@ class Shutdown(ServerTestCase):
         with Conn(srv.port) as c:
             c.request("GET", "/slow-deaf-ms/30000")
             srv.wait_stderr("slow-deaf-ms 30000 started", timeout=scaled(10))
-            srv.signal(signal.SIGTERM)
+            srv.send_signal(signal.SIGTERM)
             time.sleep(1.0)
             self.assertTrue(srv.running(), "graceful shutdown did not wait for the request")
             t0 = time.monotonic()
-            srv.signal(signal.SIGTERM)
+            srv.send_signal(signal.SIGTERM)
             srv.wait_exit(scaled(10))
             self.assertLess(time.monotonic() - t0, scaled(5))
         srv.check("any")
@@ -116,7 +115,7 @@ class Shutdown(ServerTestCase):
             self.assertResponse(c.read_response(), 200, b"ok")
             c.request("GET", "/slow-ms/1500")
             srv.wait_stderr("slow-ms 1500 started", timeout=scaled(10))
-            srv.signal(signal.SIGTERM)
+            srv.send_signal(signal.SIGTERM)
             r = c.read_response(timeout=scaled(20))
             self.assertResponse(r, 200, b"slept 1500")
             self.assertEqual(c.read_until_close(scaled(10)), b"")
@@ -182,7 +181,7 @@ class ShutdownUnderLoad(ServerTestCase):
             slow.request("GET", "/slow-ms/1000")
             srv.wait_stderr("slow-ms 1000 started", timeout=scaled(10))
             before = stats["complete"]
-            srv.signal(signal.SIGTERM)
+            srv.send_signal(signal.SIGTERM)
             r = slow.read_response(timeout=scaled(20))
             self.assertResponse(r, 200, b"slept 1000")
         for t in threads:

@@ -1,0 +1,216 @@
+#!/usr/bin/env bash
+# casgi against nginx, h2o and uvicorn on this machine, in one command:
+#
+#   bench/compare.sh
+#
+# Installs what is missing (Debian packages), builds casgi in Release into build/bench, starts the
+# four servers on 127.0.0.1 pinned to CPU 0, drives them from CPU 1, and prints req/s (median of
+# the runs), p99 latency, errors, the server's CPU share and req/s per server core, then casgi's
+# ratio to each peer; then the per-request instruction and system-call counts (bench/perreq.sh);
+# and writes docs/benchmarks.md and docs/benchmarks.png. See bench/README.md.
+#
+# Environment (defaults in brackets):
+#   BENCH_DURATION   seconds per run [5]             BENCH_RUNS     runs per load [3]
+#   BENCH_SERVERS    [casgi nginx h2o uvicorn]       BENCH_LOADS    [idle ka64 ka256 pipe16 close h2c]
+#   BENCH_IDLE_CONNS idle keep-alive connections for the memory figure [10000]
+#   BENCH_PERREQ     0 skips bench/perreq.sh [1]     BENCH_DOCS     0 leaves docs/ alone [1]
+#   BENCH_OUT        where the raw results go [build/bench/results]
+#   BENCH_SERVER_CPU / BENCH_CLIENT_CPU [0 / 1]      BENCH_INSTALL  0 skips apt-get [1]
+# and those of bench/perreq.sh (BENCH_N1, BENCH_N2, ...).
+set -euo pipefail
+# The command line that reproduces this run, for docs/benchmarks.md: the BENCH_ variables the
+# caller set, then the script.
+reproduce=""
+for v in $(compgen -e | grep '^BENCH_' | sort); do reproduce+="$v=$(printf '%q' "${!v}") "; done
+reproduce+="bench/compare.sh"
+# shellcheck source=bench/common.sh
+. "$(dirname "$0")/common.sh"
+trap 'bench_log "failed at line $LINENO: $BASH_COMMAND"' ERR
+
+BENCH_DURATION=${BENCH_DURATION:-5}
+BENCH_RUNS=${BENCH_RUNS:-3}
+BENCH_LOADS=${BENCH_LOADS:-idle ka64 ka256 pipe16 close h2c}
+BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+BENCH_PERREQ=${BENCH_PERREQ:-1}
+BENCH_DOCS=${BENCH_DOCS:-1}
+BENCH_INSTALL=${BENCH_INSTALL:-1}
+BENCH_OUT=${BENCH_OUT:-$BENCH_BUILD/results}
+CLK_TCK=$(getconf CLK_TCK)
+
+bench_init
+[ "$BENCH_INSTALL" = 0 ] || bench_install_deps
+bench_build_casgi
+mkdir -p "$BENCH_OUT"
+rm -f "$BENCH_OUT"/*.csv "$BENCH_OUT"/*.tsv "$BENCH_OUT"/*.dat
+
+started_at=$(date -u '+%Y-%m-%d %H:%M UTC')
+{
+    printf 'date\t%s\n' "$started_at"
+    printf 'duration\t%s\n' "$BENCH_DURATION"
+    printf 'runs\t%s\n' "$BENCH_RUNS"
+    printf 'server_cpu\t%s\n' "$BENCH_SERVER_CPU"
+    printf 'client_cpu\t%s\n' "$BENCH_CLIENT_CPU"
+    bench_machine
+} >"$BENCH_OUT/meta.tsv"
+bench_versions >"$BENCH_OUT/versions.tsv"
+
+# All servers run side by side for the whole comparison (idle ones cost nothing) and the runs
+# interleave them: run 1 of a load goes through every server, then run 2, and so on. Drift on a
+# shared machine then spreads over all servers instead of landing on whichever ran last.
+declare -A PID PORT H2C_PORT STOP
+printf 'server\tstate\tnote\n' >"$BENCH_OUT/status.tsv"
+started=()
+for s in $BENCH_SERVERS; do
+    if bench_start "$s" throughput; then
+        PID[$s]=$SRV_PID
+        PORT[$s]=$SRV_PORT
+        STOP[$s]=$SRV_STOP_SIG
+        H2C_PORT[$s]=""
+        if bench_h2c_works "$SRV_H2C_PORT"; then H2C_PORT[$s]=$SRV_H2C_PORT; fi
+        started+=("$s")
+        printf '%s\tstarted\tpid %s, port %s%s\n' "$s" "$SRV_PID" "$SRV_PORT" \
+            "$([ -n "${H2C_PORT[$s]}" ] && echo ", h2c on $SRV_H2C_PORT" || echo ", no h2c")" \
+            >>"$BENCH_OUT/status.tsv"
+        bench_log "$s started (pid $SRV_PID, port $SRV_PORT, h2c: ${H2C_PORT[$s]:-no})"
+    else
+        printf '%s\tnot started\t%s\n' "$s" "$SRV_NOTE" >>"$BENCH_OUT/status.tsv"
+        bench_log "$s NOT STARTED: $SRV_NOTE"
+    fi
+done
+[ ${#started[@]} -gt 0 ] || bench_die "no server started"
+
+# wrk's duration unit: "1.23ms" -> milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.3f", n }'
+}
+
+# run_load SERVER LOAD RUN: one client run; appends a line to throughput.csv.
+run_load() {
+    local s=$1 load=$2 run=$3 url out t0 t1 c0 c1 rps p99 mean="" err share note="" rc=0 wrk_args=()
+    url="http://127.0.0.1:${PORT[$s]}/"
+    out=$BENCH_TMP/$s-$load-$run.out
+    c0=$(bench_cpu_ticks "${PID[$s]}")
+    t0=$(date +%s%N)
+    case $load in
+    ka64) wrk_args=(-t1 -c64) ;;
+    ka256) wrk_args=(-t1 -c256) ;;
+    pipe16) wrk_args=(-t1 -c64 -s "$BENCH_DIR/pipeline.lua") ;;
+    close) wrk_args=(-t1 -c64 -H 'Connection: close') ;;
+    h2c) ;;
+    *) bench_die "unknown load $load" ;;
+    esac
+    if [ "$load" = h2c ]; then
+        taskset -c "$BENCH_CLIENT_CPU" h2load -t1 -c64 -m16 -D "$BENCH_DURATION" \
+            --log-file="$out.log" "http://127.0.0.1:${H2C_PORT[$s]}/" >"$out" 2>&1 || rc=$?
+    elif [ "$load" = pipe16 ]; then
+        taskset -c "$BENCH_CLIENT_CPU" wrk "${wrk_args[@]}" -d "${BENCH_DURATION}s" --latency \
+            "$url" -- 16 >"$out" 2>&1 || rc=$?
+    else
+        taskset -c "$BENCH_CLIENT_CPU" wrk "${wrk_args[@]}" -d "${BENCH_DURATION}s" --latency \
+            "$url" >"$out" 2>&1 || rc=$?
+    fi
+    t1=$(date +%s%N)
+    c1=$(bench_cpu_ticks "${PID[$s]}")
+    share=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" \
+        'BEGIN { printf "%.3f", (c / hz) / (ns / 1e9) }')
+    if [ "$load" = h2c ]; then
+        rps=$(awk '/^finished in/ {print $4}' "$out")
+        # requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout
+        # status codes: N 2xx, N 3xx, N 4xx, N 5xx
+        err=$(awk '/^requests:/ {e += $10} /^status codes:/ {e += $5 + $7 + $9} END {print e + 0}' "$out")
+        p99=$(awk '{print $3}' "$out.log" 2>/dev/null | sort -n |
+            awk '{v[NR] = $1} END { if (NR) { i = int(NR * 0.99); if (i < 1) i = 1
+                printf "%.3f", v[i] / 1000 } }')
+        rm -f "$out.log"
+    else
+        rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
+        p99=$(awk '/^ +99%/ {print $2; exit}' "$out")
+        [ -n "$p99" ] && p99=$(to_ms "$p99")
+        mean=$(awk '/^ +Latency +[0-9]/ {print $2; exit}' "$out")
+        [ -n "$mean" ] && mean=$(to_ms "$mean")
+        # When pipelining, wrk's percentiles are unusable (they read 0: the rank is taken over
+        # more samples than its histogram holds), and it times a batch of 16, not a request;
+        # keep only the mean, per batch.
+        [ "$load" = pipe16 ] && p99=""
+        err=$(awk '/Socket errors:/ {gsub(",", ""); e += $4 + $6 + $8 + $10}
+                   /Non-2xx or 3xx responses:/ {e += $5} END {print e + 0}' "$out")
+    fi
+    if [ -z "$rps" ] || [ "$rc" -ne 0 ]; then
+        note="client failed (exit $rc): $(tail -n 2 "$out" | tr '\n' ' ' | head -c 200)"
+        bench_log "$s $load run $run: $note"
+    fi
+    bench_alive "${PID[$s]}" || note="server died during the run${note:+; $note}"
+    printf '%s,%s,%s,%s,%s,%s,%s,%s,"%s"\n' "$s" "$load" "$run" "${rps:-}" "${p99:-}" "$mean" \
+        "$err" "$share" "${note//\"/\'}" >>"$BENCH_OUT/throughput.csv"
+    bench_log "$(printf '%-8s %-6s run %s: %10s req/s  p99 %8s ms  errors %s  server CPU %s' \
+        "$s" "$load" "$run" "${rps:--}" "${p99:-${mean:+mean $mean}}" "$err" "$share")"
+}
+
+# Memory first, on servers that have only answered the start-up check: RSS growth per idle
+# keep-alive connection with BENCH_IDLE_CONNS of them open (bench/idle.py).
+printf 'server,connections,rss_before_kib,rss_after_kib,open,bytes_per_connection,note\n' \
+    >"$BENCH_OUT/idle.csv"
+if [[ " $BENCH_LOADS " == *" idle "* ]]; then
+    for s in "${started[@]}"; do
+        out=$BENCH_TMP/$s-idle.out
+        if taskset -c "$BENCH_CLIENT_CPU" "$BENCH_PYTHON" "$BENCH_DIR/idle.py" "${PORT[$s]}" \
+            "${PID[$s]}" "$BENCH_IDLE_CONNS" >"$out" 2>&1; then
+            IFS=$'\t' read -r before after open per <"$out"
+            printf '%s,%s,%s,%s,%s,%s,""\n' "$s" "$BENCH_IDLE_CONNS" "$before" "$after" "$open" \
+                "$per" >>"$BENCH_OUT/idle.csv"
+            bench_log "$(printf '%-8s idle: %s connections open, RSS %s -> %s KiB: %s bytes each' \
+                "$s" "$open" "$before" "$after" "$per")"
+        else
+            note=$(tail -n 2 "$out" | tr '\n' ' ' | head -c 200)
+            printf '%s,%s,,,,,"failed: %s"\n' "$s" "$BENCH_IDLE_CONNS" "${note//\"/\'}" \
+                >>"$BENCH_OUT/idle.csv"
+            bench_log "$s idle: FAILED: $note"
+        fi
+        sleep 1 # let the server close the 10,000 connections
+    done
+fi
+
+total_runs=0
+for load in $BENCH_LOADS; do
+    [ "$load" = idle ] || total_runs=$((total_runs + BENCH_RUNS * ${#started[@]}))
+done
+bench_log "loads: ${BENCH_LOADS/idle /}; $BENCH_RUNS runs of ${BENCH_DURATION}s each (about $((total_runs * (BENCH_DURATION + 1)))s)"
+printf 'server,load,run,rps,p99_ms,mean_ms,errors,cpu_share,note\n' >"$BENCH_OUT/throughput.csv"
+for load in $BENCH_LOADS; do
+    [ "$load" = idle ] && continue
+    for run in $(seq "$BENCH_RUNS"); do
+        for s in "${started[@]}"; do
+            if ! bench_alive "${PID[$s]}"; then
+                printf '%s,%s,%s,,,,,,"server not running"\n' "$s" "$load" "$run" \
+                    >>"$BENCH_OUT/throughput.csv"
+                continue
+            fi
+            if [ "$load" = h2c ] && [ -z "${H2C_PORT[$s]}" ]; then
+                [ "$run" = 1 ] && printf '%s,%s,,,,,,,"n/a: no h2c"\n' "$s" "$load" \
+                    >>"$BENCH_OUT/throughput.csv"
+                continue
+            fi
+            run_load "$s" "$load" "$run"
+            sleep 0.5 # let TIME_WAIT and the last writes settle
+        done
+    done
+done
+
+for s in "${started[@]}"; do
+    bench_stop "${PID[$s]}" "${STOP[$s]}" 15 || bench_log "$s had to be killed"
+done
+
+if [ "$BENCH_PERREQ" != 0 ]; then
+    BENCH_OUT=$BENCH_OUT BENCH_INSTALL=0 BENCH_NO_BUILD=1 BENCH_SERVERS=$BENCH_SERVERS \
+        BENCH_REPORT=0 "$BENCH_DIR/perreq.sh" ||
+        bench_log "bench/perreq.sh failed; the report has no per-request figures"
+fi
+
+report_args=(--out "$BENCH_OUT" --command "$reproduce")
+if [ "$BENCH_DOCS" != 0 ]; then
+    report_args+=(--docs "$BENCH_ROOT/docs/benchmarks.md" --png "$BENCH_ROOT/docs/benchmarks.png")
+fi
+"$BENCH_PYTHON" "$BENCH_DIR/report.py" "${report_args[@]}"

@@ -1,0 +1,476 @@
+#!/usr/bin/python3
+"""Turns the raw results of bench/compare.sh and bench/perreq.sh into tables.
+
+    report.py --out DIR [--perreq-only] [--command CMD] [--docs FILE.md --png FILE.png]
+
+DIR holds what the scripts wrote: meta.tsv, versions.tsv, status.tsv, throughput.csv and
+perreq.csv. The tables go to stdout as Markdown; with --docs they are also written, with the
+machine, the versions and the command that reproduces them, to FILE.md, and with --png a chart
+drawn by gnuplot (bench/plot.gp) to FILE.png.
+"""
+
+import argparse
+import csv
+import os
+import statistics
+import subprocess
+import sys
+
+SERVERS = ["casgi", "nginx", "h2o", "uvicorn"]
+PEERS = SERVERS[1:]
+
+# load -> (label, keep-alive: compared per server core rather than in raw req/s)
+LOADS = {
+    "ka64": ("keep-alive, 64 connections", True),
+    "ka256": ("keep-alive, 256 connections", True),
+    "pipe16": ("pipelined x16, 64 connections", False),
+    "close": ("Connection: close, 64 connections", False),
+    "h2c": ("h2c, 64 connections x 16 streams", False),
+}
+
+# Same-run targets from issue 5: load -> {peer: minimum ratio casgi / peer}.
+RATIO_TARGETS = {
+    "ka64": {"nginx": 1.0, "uvicorn": 3.0},
+    "ka256": {"nginx": 1.0, "uvicorn": 3.0},
+    "pipe16": {"nginx": 2.0, "uvicorn": 3.0},
+    "close": {"nginx": 1.0, "uvicorn": 3.0},
+    "h2c": {"h2o": 1.2, "uvicorn": 3.0},
+}
+
+# Per-request rows: (load, tool, label, casgi target).
+PERREQ_ROWS = [
+    ("ka", "callgrind", "instructions, HTTP/1.1 keep-alive", 3000),
+    ("pipe16", "callgrind", "instructions, HTTP/1.1 pipelined x16", 2500),
+    ("h2c", "callgrind", "instructions, h2c 16 streams", 4000),
+    ("ka", "strace", "system calls, HTTP/1.1 keep-alive", 3.0),
+    ("pipe16", "strace", "system calls, HTTP/1.1 pipelined x16", 0.25),
+    ("h2c", "strace", "system calls, h2c 16 streams", 0.25),
+]
+
+
+def read_tsv(path):
+    result = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                key, _, value = line.rstrip("\n").partition("\t")
+                result[key] = value
+    return result
+
+
+def read_csv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def num(text):
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def fmt_int(v):
+    return "—" if v is None else f"{v:,.0f}"
+
+
+class Throughput:
+    """The median run of each (server, load), and why a figure is missing."""
+
+    def __init__(self, rows, status):
+        self.status = status  # server -> (state, note)
+        self.runs = {}  # (server, load) -> [row, ...] with a req/s figure
+        self.notes = {}  # (server, load) -> note
+        self.errors = {}  # (server, load) -> errors summed over all runs
+        self.nruns = {}
+        for r in rows:
+            key = (r["server"], r["load"])
+            if num(r["rps"]) is not None:
+                self.runs.setdefault(key, []).append(r)
+                self.errors[key] = self.errors.get(key, 0) + int(num(r["errors"]) or 0)
+            if r["note"]:
+                self.notes.setdefault(key, r["note"])
+            self.nruns[key] = self.nruns.get(key, 0) + (1 if r["run"] else 0)
+
+    def loads(self):
+        seen = [load for (_, load) in list(self.runs) + list(self.notes)]
+        return [load for load in LOADS if load in seen]
+
+    def servers(self):
+        return [s for s in SERVERS if s in self.status]
+
+    def median(self, server, load):
+        """The run with the median req/s (the lower middle one for an even count)."""
+        runs = self.runs.get((server, load))
+        if not runs:
+            return None
+        runs = sorted(runs, key=lambda r: float(r["rps"]))
+        return runs[(len(runs) - 1) // 2]
+
+    def figure(self, server, load):
+        """What is compared: req/s per server core on keep-alive loads, raw req/s otherwise."""
+        run = self.median(server, load)
+        if run is None:
+            return None
+        rps = float(run["rps"])
+        if LOADS[load][1]:
+            share = num(run["cpu_share"])
+            return rps / share if share and share > 0.01 else None
+        return rps
+
+    def missing(self, server, load):
+        state, note = self.status.get(server, ("", ""))
+        if state == "not started":
+            return "not started"
+        note = self.notes.get((server, load), "")
+        if note.startswith("n/a"):
+            return "n/a"
+        return "failed" if note else "—"
+
+
+def throughput_tables(tp, versions):
+    rows = []
+    for load in tp.loads():
+        label, keepalive = LOADS[load]
+        for s in tp.servers():
+            run = tp.median(s, load)
+            if run is None:
+                rows.append([label, name(s, versions), tp.missing(s, load), "", "", "", "", ""])
+                continue
+            rps, share = float(run["rps"]), num(run["cpu_share"])
+            per_core = rps / share if share and share > 0.01 else None
+            ratio = ""
+            if s != "casgi" and tp.figure("casgi", load) and tp.figure(s, load):
+                ratio = f"{tp.figure('casgi', load) / tp.figure(s, load):.2f}x"
+            nruns = len(tp.runs[(s, load)])
+            rows.append([
+                label, name(s, versions), f"{rps:,.0f}" + ("" if nruns == tp.nruns[(s, load)]
+                                                          else f" ({nruns} of {tp.nruns[(s, load)]} runs)"),
+                run["p99_ms"] or (f"mean {run['mean_ms']}*" if run["mean_ms"] else "—"),
+                tp.errors.get((s, load), 0),
+                f"{share * 100:.0f}%" if share is not None else "—",
+                f"{per_core:,.0f}" if per_core else "—", ratio])
+    main = table(["load", "server", "req/s (median)", "p99 ms", "errors (all runs)",
+                  "server CPU", "req/s per server core", "casgi ÷ server"], rows)
+    if "pipe16" in tp.loads():
+        main += ("\n\n\\* wrk's percentiles are unusable when pipelining (they read 0), so the mean "
+                 "latency of a 16-request batch is shown instead.")
+
+    peers = [p for p in PEERS if p in tp.servers()]
+    ratio_rows = []
+    for load in tp.loads():
+        label, keepalive = LOADS[load]
+        row = [label, "req/s per server core" if keepalive else "req/s"]
+        casgi = tp.figure("casgi", load)
+        for peer in peers:
+            peer_fig = tp.figure(peer, load)
+            target = RATIO_TARGETS.get(load, {}).get(peer)
+            if casgi is None or peer_fig is None:
+                cell = tp.missing("casgi" if casgi is None else peer, load)
+                if target:
+                    cell += f" (target ≥ {target:g}x)"
+            else:
+                r = casgi / peer_fig
+                cell = f"{r:.2f}x"
+                if target:
+                    cell += (f" ✓ (≥ {target:g}x)" if r >= target
+                             else f" ✗ (target {target:g}x, short by {(1 - r / target) * 100:.0f}%)")
+            row.append(cell)
+        ratio_rows.append(row)
+    ratios = table(["load", "compared"] + [f"casgi ÷ {p}" for p in peers], ratio_rows)
+    return main, ratios
+
+
+def name(server, versions):
+    """The server and its version, for a column heading."""
+    v = versions.get(server, "")
+    if not v.startswith(server):
+        return server
+    if server == "uvicorn":
+        return "uvicorn " + v.split()[1] if len(v.split()) > 1 else "uvicorn"
+    if server == "nginx":
+        return v.replace("/", " ") if v else "nginx"
+    return " ".join(v.split()[:2]) or server
+
+
+def perreq_table(rows, versions):
+    by = {}  # (server, load, tool) -> per request
+    notes = {}  # the same key, or (server, load, "") for n/a, or (server, "", "") not started
+    small_n = {}
+    for r in rows:
+        key = (r["server"], r["load"], r["tool"])
+        if r["per_request"]:
+            by[key] = float(r["per_request"])
+            if r["tool"] == "callgrind" and r["n1"] != rows_n(rows):
+                small_n[r["server"]] = f"{r['n1']}/{r['n2']}"
+        elif r["note"]:
+            notes[key] = r["note"]
+    servers = [s for s in SERVERS if any(r["server"] == s for r in rows)]
+    if not servers:
+        return "", []
+    out = []
+    for load, tool, label, target in PERREQ_ROWS:
+        if not any(r["load"] == load for r in rows):
+            continue
+        row = [label]
+        for s in servers:
+            v = by.get((s, load, tool))
+            if v is None:
+                note = (notes.get((s, load, tool)) or notes.get((s, load, ""))
+                        or notes.get((s, "", "")) or "")
+                row.append("n/a" if note.startswith("n/a") else
+                           "not started" if note.startswith("not started") else
+                           "failed" if note else "—")
+            elif tool == "callgrind":
+                row.append(fmt_int(v) + ("¹" if s in small_n else ""))
+            else:
+                row.append(f"{v:.2f}")
+        casgi = by.get(("casgi", load, tool))
+        if tool == "callgrind":
+            t = f"≤ {target:,}"
+        else:
+            t = f"≤ {target:.2f}"
+        if casgi is not None:
+            t += " ✓" if casgi <= target else f" ✗ ({casgi / target:.2f}x the target)"
+        row.append(t)
+        out.append(row)
+    text = table(["per request"] + [name(s, versions) for s in servers] + ["casgi target"], out)
+    footnotes = []
+    if small_n:
+        footnotes.append("¹ fewer requests under callgrind (N1/N2 = " +
+                         ", ".join(f"{s} {n}" for s, n in small_n.items()) +
+                         f"; the others {rows_n(rows)}/{rows_n(rows, 'n2')}), to keep the run "
+                         "short: at about 15 times the others' instructions per request, a "
+                         "Python server is slow under callgrind.")
+    failures = [f"{' '.join(k)}: {v}" for k, v in notes.items() if k[2]]
+    footnotes += [f"- {f}" for f in failures]
+    return text, footnotes
+
+
+def idle_table(rows, versions):
+    """Server RSS growth per idle keep-alive connection; target 1 KiB (issue 5)."""
+    if not rows:
+        return ""
+    servers = [s for s in SERVERS if any(r["server"] == s for r in rows)]
+    by = {r["server"]: r for r in rows}
+    cells = []
+    for s in servers:
+        r = by[s]
+        if num(r["bytes_per_connection"]) is None:
+            cells.append("failed")
+        else:
+            extra = "" if r["open"] == r["connections"] else f" ({r['open']} stayed open)"
+            cells.append(f"{num(r['bytes_per_connection']):,.0f} B{extra}")
+    target = "≤ 1,024 B"
+    casgi = num(by["casgi"]["bytes_per_connection"]) if "casgi" in by else None
+    if casgi is not None:
+        target += " ✓" if casgi <= 1024 else f" ✗ ({casgi / 1024:.1f}x the target)"
+    n = rows[0]["connections"]
+    return table([f"memory, {int(n):,} idle keep-alive connections"] +
+                 [name(s, versions) for s in servers] + ["casgi target"],
+                 [["server RSS growth per connection"] + cells + [target]])
+
+
+def rows_n(rows, field="n1"):
+    """The request count most rows used (the default one)."""
+    counts = [r[field] for r in rows if r[field]]
+    return max(set(counts), key=counts.count) if counts else ""
+
+
+def write_chart(tp, perreq_rows, out_dir, png):
+    """Data files for bench/plot.gp (NaN where a figure is missing), then gnuplot."""
+    servers = SERVERS
+    tallest = {"throughput.dat": 1.0, "instructions.dat": 1.0, "syscalls.dat": 0.1}
+    with open(os.path.join(out_dir, "throughput.dat"), "w") as f:
+        f.write("load " + " ".join(servers) + "\n")
+        for load in (tp.loads() if tp else []):
+            label = {"ka64": "keep-alive-64*", "ka256": "keep-alive-256*", "pipe16": "pipelined-x16",
+                     "close": "Connection:close", "h2c": "h2c-m16"}[load]
+            vals = [tp.figure(s, load) for s in servers]
+            tallest["throughput.dat"] = max([tallest["throughput.dat"]] + [v for v in vals if v])
+            f.write(label + " " + " ".join("NaN" if v is None else f"{v:.0f}" for v in vals) + "\n")
+    by = {(r["server"], r["load"], r["tool"]): float(r["per_request"])
+          for r in perreq_rows if r["per_request"]}
+    for tool, fname in (("callgrind", "instructions.dat"), ("strace", "syscalls.dat")):
+        with open(os.path.join(out_dir, fname), "w") as f:
+            f.write("load " + " ".join(servers) + "\n")
+            for load, label in (("ka", "keep-alive"), ("pipe16", "pipelined-x16"), ("h2c", "h2c-m16")):
+                vals = [by.get((s, load, tool)) for s in servers]
+                tallest[fname] = max([tallest[fname]] + [v for v in vals if v])
+                f.write(label + " " + " ".join("NaN" if v is None else f"{v:.3f}" for v in vals)
+                        + "\n")
+    plot = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plot.gp")
+    cmd = ["gnuplot", "-e", f"dir='{out_dir}'; out='{png}'; tmax={tallest['throughput.dat']}; "
+           f"imax={tallest['instructions.dat']}; smax={tallest['syscalls.dat']}", plot]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        print(f"bench: gnuplot failed: {r.stderr.strip()}", file=sys.stderr)
+        return False
+    return True
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--perreq-only", action="store_true")
+    ap.add_argument("--command", default="bench/compare.sh")
+    ap.add_argument("--docs")
+    ap.add_argument("--png")
+    args = ap.parse_args()
+
+    meta = read_tsv(os.path.join(args.out, "meta.tsv"))
+    versions = read_tsv(os.path.join(args.out, "versions.tsv"))
+    perreq_rows = read_csv(os.path.join(args.out, "perreq.csv"))
+    pr_text, pr_notes = perreq_table(perreq_rows, versions)
+
+    if args.perreq_only:
+        print("\nPer request (marginal over two request counts, one connection):\n")
+        print(pr_text or "(no per-request figures)")
+        print("\n" + "\n".join(pr_notes) if pr_notes else "")
+        return 0
+
+    status = {}
+    for line in list(read_tsv(os.path.join(args.out, "status.tsv")).items())[1:]:
+        state, _, note = line[1].partition("\t")
+        status[line[0]] = (state, note)
+    tp = Throughput(read_csv(os.path.join(args.out, "throughput.csv")), status)
+    main_text, ratio_text = throughput_tables(tp, versions)
+    idle_text = idle_table(read_csv(os.path.join(args.out, "idle.csv")), versions)
+    not_started = [f"- {s}: not started: {note}" for s, (state, note) in status.items()
+                   if state == "not started"]
+    failed = [f"- {s} {load}: {note}" for (s, load), note in tp.notes.items()
+              if not note.startswith("n/a")]
+    duration, runs = meta.get("duration", "?"), meta.get("runs", "?")
+
+    print(f"\nThroughput: {runs} runs of {duration}s per load, server on CPU "
+          f"{meta.get('server_cpu', '0')}, load generator on CPU {meta.get('client_cpu', '1')}:\n")
+    print(main_text)
+    print("\ncasgi's ratio to each peer (keep-alive: req/s per server core; others: req/s):\n")
+    print(ratio_text)
+    if not_started + failed:
+        print("\n" + "\n".join(not_started + failed))
+    if idle_text:
+        print("\nMemory (RSS growth of the server's processes, one request served on each "
+              "connection):\n")
+        print(idle_text)
+    print("\nPer request (marginal over two request counts, one connection):\n")
+    print(pr_text or "(no per-request figures)")
+    print("\n" + "\n".join(pr_notes) if pr_notes else "")
+
+    chart = ""
+    if args.png:
+        if write_chart(tp, perreq_rows, args.out, args.png):
+            chart = f"\n![throughput and per-request costs]({os.path.basename(args.png)})\n"
+            print(f"\nbench: wrote {args.png}", file=sys.stderr)
+    if args.docs:
+        write_docs(args, meta, versions, main_text, ratio_text, not_started + failed,
+                   idle_text, pr_text, pr_notes, chart)
+        print(f"bench: wrote {args.docs}", file=sys.stderr)
+    return 0
+
+
+def write_docs(args, meta, versions, main_text, ratio_text, tp_notes, idle_text, pr_text,
+               pr_notes, chart):
+    duration, runs = meta.get("duration", "?"), meta.get("runs", "?")
+    vrows = [[k, v] for k, v in versions.items()]
+    doc = f"""# Benchmarks
+
+Generated by `bench/compare.sh` on {meta.get('date', '?')}; rerun it rather than editing this
+file. Compare only numbers from the same run: timings on a shared virtual machine drift by up to
+2x within an hour, so a figure from another run, or another machine, says little. The
+per-request counts (instructions, system calls) are deterministic and are the ones to track
+across runs. `bench/README.md` says what each load measures.
+
+## Machine
+
+| | |
+|---|---|
+| CPU | {meta.get('cpu', '?')} |
+| nproc | {meta.get('nproc', '?')} |
+| memory | {meta.get('memory', '?')} |
+| OS | {meta.get('os', '?')}, kernel {versions.get('kernel', '?')} |
+| load average at start | {meta.get('load', '?')} |
+| pinning | every server on CPU {meta.get('server_cpu', '0')}, the load generator on CPU {meta.get('client_cpu', '1')} (taskset) |
+
+## Versions
+
+{table(["what", "version"], vrows)}
+
+## Throughput
+
+{runs} runs of {duration} s per load and server, interleaved (run 1 of every server, then run 2,
+...). req/s is the median run's; p99 latency and the server's CPU share are from that same run;
+errors are socket errors plus non-2xx answers over all runs. wrk -t1 drives the HTTP/1.1 loads,
+h2load -t1 the h2c one (its p99 comes from h2load's per-request log). On keep-alive loads one wrk
+thread saturates its core before the server does, so those are compared per server core (req/s
+divided by the server's CPU share); pipelined, Connection: close and h2c are compared in raw
+req/s.
+
+{main_text}
+
+casgi's ratio to each peer, with the same-run targets of issue 5 where there is one:
+
+{ratio_text}
+{chr(10).join(tp_notes)}
+
+## Memory
+
+Growth of the server's resident set (VmRSS, summed over its processes) between a warm server
+and the same server holding the idle keep-alive connections of `bench/idle.py`, each of which
+has served one request; socket buffers in the kernel are not included.
+
+{idle_text or "(not measured in this run)"}
+
+## Per request
+
+User-space instructions (valgrind --tool=callgrind, every instruction the server process runs,
+libraries included) and system calls (strace -c -f) per request. Each is a marginal over two
+runs, `(total(N2) - total(N1)) / (N2 - N1)`, one connection driven by h2load (`--h1 -m1`
+keep-alive, `--h1 -m16` pipelined, `-m16` h2c), so start-up and shutdown cancel out. nginx runs
+as one process (`master_process off`). Instruction counts repeat to within about 1%. System
+calls per request under pipelining and h2c depend on how many requests each read happens to
+find, so they vary a little from run to run (and more for uvicorn).
+
+{pr_text or "(not measured in this run)"}
+
+{chr(10).join(pr_notes)}
+{chart}
+## The servers
+
+Each answers `GET /` on 127.0.0.1 with the 13 bytes `Hello, World!` as `text/plain`, with a
+configuration generated by `bench/common.sh`:
+
+- **casgi**: `apps/hello.so` through the full application API (the app receives its scope and
+  sends `http.response.start` and `http.response.body`), Release build, `--no-access-log`.
+- **nginx**: one worker, `return 200 "Hello, World!"`, `default_type text/plain`, `access_log
+  off`, `keepalive_requests` unlimited; h2c on a second `listen ... http2` port, because nginx
+  1.22 speaks only HTTP/2 there.
+- **h2o**: `num-threads: 1`, `file.dir` of a directory holding a 13-byte `index.txt`, no access
+  log. That is h2o's cheapest way to a fixed answer: an `mruby.handler` returning the same
+  response costs about three times the instructions per request.
+- **uvicorn**: a six-line ASGI app, `--loop uvloop --http httptools --workers 1
+  --no-access-log --lifespan off`, run by Debian's `/usr/bin/python3`.
+
+## Reproduce
+
+```sh
+{args.command}
+```
+
+Only the per-request part: `bench/perreq.sh`. Shorter runs while developing:
+`BENCH_DURATION=2 BENCH_RUNS=1 BENCH_PERREQ=0 BENCH_DOCS=0 bench/compare.sh`.
+"""
+    with open(args.docs, "w") as f:
+        f.write(doc)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,220 @@
+/* The growable byte buffer (src/buf.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "buf.h"
+
+static void assert_contents(const casgi__buf_t *b, const char *expected)
+{
+    assert_int_equal(casgi__buf_size(b), strlen(expected));
+    assert_memory_equal(casgi__buf_data(b), expected, strlen(expected));
+}
+
+static void test_buf_starts_empty_and_zero_appends_allocate_nothing(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_size(&b), 0);
+    assert_int_equal(casgi__buf_append(&b, NULL, 0), 0);
+    assert_null(b.base);
+    assert_int_equal(b.cap, 0);
+    casgi__buf_free(&b);
+}
+
+static void test_buf_append_keeps_bytes_in_order(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_append(&b, "hello", 5), 0);
+    assert_int_equal(casgi__buf_append(&b, ", ", 2), 0);
+    assert_int_equal(casgi__buf_append(&b, "world", 5), 0);
+    assert_contents(&b, "hello, world");
+    assert_true(b.cap >= b.len);
+    casgi__buf_free(&b);
+    assert_null(b.base);
+    assert_int_equal(casgi__buf_size(&b), 0);
+    assert_int_equal(b.cap, 0);
+}
+
+static void test_buf_consume_drops_from_the_front(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_append(&b, "abcdef", 6), 0);
+    casgi__buf_consume(&b, 2);
+    assert_contents(&b, "cdef");
+    assert_int_equal(b.off, 2); /* no memmove: only the offset moved */
+    casgi__buf_consume(&b, 0);
+    assert_contents(&b, "cdef");
+    assert_int_equal(casgi__buf_append(&b, "gh", 2), 0);
+    assert_contents(&b, "cdefgh");
+    casgi__buf_free(&b);
+}
+
+static void test_buf_consuming_everything_resets_offsets(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_append(&b, "abcdef", 6), 0);
+    char *base = b.base;
+    size_t cap = b.cap;
+    casgi__buf_consume(&b, 4);
+    casgi__buf_consume(&b, 2);
+    assert_int_equal(casgi__buf_size(&b), 0);
+    assert_int_equal(b.off, 0);
+    assert_int_equal(b.len, 0);
+    /* memory is kept for the next input */
+    assert_ptr_equal(b.base, base);
+    assert_int_equal(b.cap, cap);
+    assert_int_equal(casgi__buf_append(&b, "xy", 2), 0);
+    assert_ptr_equal(casgi__buf_data(&b), base);
+    assert_contents(&b, "xy");
+    casgi__buf_free(&b);
+}
+
+static void test_buf_clear_keeps_memory(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_append(&b, "abc", 3), 0);
+    casgi__buf_consume(&b, 1);
+    char *base = b.base;
+    casgi__buf_clear(&b);
+    assert_int_equal(casgi__buf_size(&b), 0);
+    assert_int_equal(b.off, 0);
+    assert_ptr_equal(b.base, base);
+    casgi__buf_free(&b);
+}
+
+static void test_buf_reserve_guarantees_room_without_changing_contents(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_reserve(&b, 10), 0);
+    assert_true(b.cap - b.len >= 10);
+    assert_int_equal(casgi__buf_size(&b), 0);
+    assert_int_equal(casgi__buf_append(&b, "abc", 3), 0);
+    assert_int_equal(casgi__buf_reserve(&b, 5000), 0);
+    assert_true(b.cap - b.len >= 5000);
+    assert_contents(&b, "abc");
+    /* the reserved room is writable in place, as conn.c's alloc callback does */
+    memset(b.base + b.len, 'z', 5000);
+    b.len += 5000;
+    assert_int_equal(casgi__buf_size(&b), 5003);
+    assert_int_equal(b.base[5002], 'z');
+    casgi__buf_free(&b);
+}
+
+static void test_buf_reserve_with_room_is_a_no_op(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_reserve(&b, 100), 0);
+    char *base = b.base;
+    size_t cap = b.cap;
+    assert_int_equal(casgi__buf_append(&b, "abc", 3), 0);
+    assert_int_equal(casgi__buf_reserve(&b, cap - 3), 0);
+    assert_ptr_equal(b.base, base);
+    assert_int_equal(b.cap, cap);
+    casgi__buf_free(&b);
+}
+
+static void test_buf_reserve_reclaims_the_front_gap_before_growing(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_reserve(&b, 1), 0);
+    size_t cap = b.cap;
+    char *base = b.base;
+    /* fill it, then consume most of it as pipelined requests would be */
+    char *fill = malloc(cap);
+    assert_non_null(fill);
+    for (size_t i = 0; i < cap; i++)
+        fill[i] = (char)('a' + i % 26);
+    assert_int_equal(casgi__buf_append(&b, fill, cap), 0);
+    assert_int_equal(b.cap, cap);
+    casgi__buf_consume(&b, cap - 10);
+    assert_int_equal(b.off, cap - 10);
+
+    /* more room than the tail has but less than the gap: moved, not grown */
+    assert_int_equal(casgi__buf_reserve(&b, cap - 20), 0);
+    assert_int_equal(b.off, 0);
+    assert_int_equal(b.cap, cap);
+    assert_ptr_equal(b.base, base);
+    assert_int_equal(casgi__buf_size(&b), 10);
+    assert_memory_equal(casgi__buf_data(&b), fill + cap - 10, 10);
+    free(fill);
+    casgi__buf_free(&b);
+}
+
+static void test_buf_pipelined_consumption_never_grows_past_the_live_bytes(void **state)
+{
+    casgi__buf_t b = {0};
+    static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    size_t first_cap = 0;
+    for (int round = 0; round < 1000; round++) {
+        assert_int_equal(casgi__buf_append(&b, req, sizeof(req) - 1), 0);
+        assert_int_equal(casgi__buf_append(&b, req, 5), 0); /* part of the next one */
+        casgi__buf_consume(&b, sizeof(req) - 1);
+        assert_contents(&b, "GET /");
+        casgi__buf_consume(&b, 5);
+        if (round == 0)
+            first_cap = b.cap;
+    }
+    assert_int_equal(b.cap, first_cap);
+    casgi__buf_free(&b);
+}
+
+static void test_buf_grows_to_large_sizes_keeping_every_byte(void **state)
+{
+    casgi__buf_t b = {0};
+    unsigned char chunk[4093]; /* odd size: crosses every power of two unevenly */
+    size_t total = 0;
+    uint32_t x = 12345;
+    while (total < (8u << 20)) {
+        for (size_t i = 0; i < sizeof(chunk); i++) {
+            x = x * 1103515245u + 12345u;
+            chunk[i] = (unsigned char)(x >> 16);
+        }
+        assert_int_equal(casgi__buf_append(&b, chunk, sizeof(chunk)), 0);
+        total += sizeof(chunk);
+    }
+    assert_int_equal(casgi__buf_size(&b), total);
+    assert_true(b.cap >= total);
+    assert_true(b.cap < 2 * total + 4096); /* doubling, not something wasteful */
+    /* replay the generator and compare */
+    x = 12345;
+    const unsigned char *p = (const unsigned char *)casgi__buf_data(&b);
+    for (size_t i = 0; i < total; i++) {
+        x = x * 1103515245u + 12345u;
+        if (p[i] != (unsigned char)(x >> 16))
+            fail_msg("byte %zu differs", i);
+    }
+    casgi__buf_free(&b);
+}
+
+static void test_buf_reserve_refuses_impossible_sizes(void **state)
+{
+    casgi__buf_t b = {0};
+    assert_int_equal(casgi__buf_append(&b, "abc", 3), 0);
+    assert_int_equal(casgi__buf_reserve(&b, SIZE_MAX), CASGI_ENOMEM);
+    assert_int_equal(casgi__buf_reserve(&b, SIZE_MAX - 2), CASGI_ENOMEM);
+    assert_int_equal(casgi__buf_reserve(&b, SIZE_MAX / 2 + 2), CASGI_ENOMEM);
+    assert_contents(&b, "abc");
+    casgi__buf_free(&b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_starts_empty_and_zero_appends_allocate_nothing),
+        cmocka_unit_test(test_buf_append_keeps_bytes_in_order),
+        cmocka_unit_test(test_buf_consume_drops_from_the_front),
+        cmocka_unit_test(test_buf_consuming_everything_resets_offsets),
+        cmocka_unit_test(test_buf_clear_keeps_memory),
+        cmocka_unit_test(test_buf_reserve_guarantees_room_without_changing_contents),
+        cmocka_unit_test(test_buf_reserve_with_room_is_a_no_op),
+        cmocka_unit_test(test_buf_reserve_reclaims_the_front_gap_before_growing),
+        cmocka_unit_test(test_buf_pipelined_consumption_never_grows_past_the_live_bytes),
+        cmocka_unit_test(test_buf_grows_to_large_sizes_keeping_every_byte),
+        cmocka_unit_test(test_buf_reserve_refuses_impossible_sizes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
