@@ -49,10 +49,12 @@ typedef void (*casgi_send_cb)(casgi_call_t *call, int status, void *data);
 /*
  * Asks for the next event of the call. For http: http.request events carry the body in order; the
  * last has more_body == 0. After that, or when the client is gone, the next receive waits until the
- * client disconnects or the response is complete and then yields http.disconnect. On HTTP/1.1 with
- * "Expect: 100-continue", the first receive sends the "100 Continue".
+ * client disconnects or the response is complete and then yields http.disconnect (at once when the
+ * response is already complete, as in Uvicorn). On HTTP/1.1 with "Expect: 100-continue", the first
+ * receive that finds no body yet, before the response started, sends the "100 Continue".
  *
- * Returns 0, CASGI_EBUSY (a receive is already pending) or CASGI_ESTATE (the call has ended).
+ * Returns 0 or CASGI_EBUSY (a receive is already pending). After casgi_call_end() the call pointer
+ * is invalid: the server may reuse the memory for the connection's next request.
  */
 CASGI_EXTERN int casgi_receive(casgi_call_t *call, casgi_receive_cb cb, void *data);
 
@@ -60,10 +62,12 @@ CASGI_EXTERN int casgi_receive(casgi_call_t *call, casgi_receive_cb cb, void *da
  * Sends one event. The event and all bytes it points to are borrowed only until casgi_send()
  * returns. Misuse is reported here and never reaches the wire: CASGI_ESTATE (body before start, a
  * second start, anything after the response completed), CASGI_EEVENT (a type that does not belong
- * to this scope), CASGI_ESTATUS, CASGI_EHEADER (a header that would split the response),
- * CASGI_ELENGTH (more body than the Content-Length the app declared; the connection is then aborted
- * because the response can no longer be completed correctly). CASGI_EDISCONNECTED when the client
- * has already left (ASGI's OSError).
+ * to this scope), CASGI_ESTATUS, CASGI_EHEADER (a header that would split the response, or a
+ * content-length that is not a decimal number or contradicts another), CASGI_EBUSY (a send
+ * callback is still pending and this send has one too). CASGI_ELENGTH when the body disagrees
+ * with the declared Content-Length (more bytes, or a final event leaving it short): the
+ * connection is then aborted, because the response can no longer be completed correctly.
+ * CASGI_EDISCONNECTED when the client has already left (ASGI's OSError). CASGI_ENOMEM.
  *
  * `cb` may be NULL: then nothing is called back, and the app gets no backpressure signal. When not
  * NULL it runs once the server's buffer for this call is below its high-water mark again.
@@ -77,7 +81,8 @@ CASGI_EXTERN int casgi_send(casgi_call_t *call, const casgi_event_t *event, casg
  * place: an http call whose response has not started gets a 500; one whose response started but
  * did not complete is aborted (the connection is closed, so the client never takes a truncated body
  * for a complete one). Pending receive/send callbacks complete with CASGI_ECANCELED before this
- * returns. Returns 0 or CASGI_ESTATE (already ended).
+ * returns. Returns 0. The call pointer is invalid afterwards; a second end is undefined (it may hit
+ * the connection's next call), though a still-allocated ended call answers CASGI_ESTATE.
  */
 CASGI_EXTERN int casgi_call_end(casgi_call_t *call, int error);
 

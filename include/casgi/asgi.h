@@ -108,8 +108,8 @@ typedef enum {
  *
  * Events delivered to a receive callback are borrowed until that callback returns: copy the body
  * if you need it later. Events passed to casgi_send() are borrowed until casgi_send() returns: the
- * server copies what it keeps (or writes it out at once), so the app may free or reuse its buffers
- * as soon as casgi_send() returns.
+ * server copies the bytes into the connection's output buffer (written once per loop turn), so the
+ * app may free or reuse its buffers as soon as casgi_send() returns.
  */
 typedef struct casgi_event_s {
     casgi_event_type_t type;

@@ -41,10 +41,14 @@ typedef struct casgi_config_s {
     /* timeouts */
     uint64_t timeout_keep_alive;         /* idle keep-alive connections; default 5000 */
     uint64_t timeout_request_header;     /* deadline for a complete request head; default 10000 */
-    uint64_t timeout_graceful_shutdown;  /* wait for in-flight calls; 0 = forever; default 0 */
+    /* How long shutdown lets open connections finish before closing them; 0 = forever. The apps
+     * then see http.disconnect, and shutdown still waits for them to end their calls. Default 0. */
+    uint64_t timeout_graceful_shutdown;
 
     /* limits */
-    unsigned limit_concurrency;   /* connections + calls at once, beyond which: 503; default 0 */
+    /* Checked when a request head completes: more open connections than this, or this many calls
+     * running, and the request gets a 503 (Uvicorn's rule). Connections are always accepted. */
+    unsigned limit_concurrency;   /* default 0 */
     uint64_t limit_max_requests;  /* limit_cb fires once after this many requests; default 0 */
     casgi_limit_cb limit_cb;
     void *limit_data;
@@ -52,7 +56,9 @@ typedef struct casgi_config_s {
     uint64_t max_body_size;       /* request body bytes, beyond which: 413; default 0 */
     size_t max_request_head;      /* request line + headers, beyond which: 431; default 65536 */
     size_t max_url;               /* request target, beyond which: 414; default 8192 */
-    size_t high_water_mark;       /* buffered bytes per call in either direction; default 65536 */
+    /* Per connection: output buffered beyond this holds back send callbacks; request body (and
+     * unparsed input) buffered beyond this pauses reading until the app receives. */
+    size_t high_water_mark;       /* default 65536 */
 
     /* response headers */
     int server_header; /* "server: casgi"; default 1 */

@@ -20,7 +20,6 @@
     XX(HEADER, -1008, "invalid header name or value")                                              \
     XX(LENGTH, -1009, "body length disagrees with Content-Length")                                 \
     XX(STATUS, -1010, "invalid status code")                                                       \
-    XX(CLOSED, -1011, "server is shutting down or closed")                                         \
     XX(CANCELED, -1012, "operation canceled")
 
 typedef enum {

@@ -27,7 +27,8 @@ typedef void (*casgi_shutdown_cb)(casgi_server_t *server, int status, const char
                                   void *data);
 
 /*
- * Creates a server on `loop` serving `app`. The config is validated and copied. Returns 0 and sets
+ * Creates a server on `loop` serving `app`. The config and the app struct are validated and
+ * copied (app->data is kept as a pointer). Returns 0 and sets
  * *out, or CASGI_ECONFIG / CASGI_ENOMEM (leaving *out untouched).
  */
 CASGI_EXTERN int casgi_server_new(uv_loop_t *loop, const casgi_config_t *cfg,
@@ -36,12 +37,19 @@ CASGI_EXTERN int casgi_server_new(uv_loop_t *loop, const casgi_config_t *cfg,
 /*
  * Binds and listens on TCP. `host` is a numeric IPv4 or IPv6 address ("127.0.0.1", "::1", "::");
  * port 0 picks a free port (read it back with casgi_server_get_port()). Returns 0, CASGI_ESTATE
- * (after shutdown started) or a libuv code (UV_EADDRINUSE, UV_EINVAL, ...).
+ * (after shutdown started), CASGI_ENOMEM or a libuv code (UV_EADDRINUSE, UV_EINVAL, ...).
  */
 CASGI_EXTERN int casgi_server_listen_tcp(casgi_server_t *server, const char *host, int port);
-/* Binds and listens on a Unix domain socket path. Returns 0, CASGI_ESTATE or a libuv code. */
+/*
+ * Binds and listens on a Unix domain socket path; a stale socket file there is replaced, and the
+ * file is removed at shutdown. Returns 0, CASGI_ESTATE, CASGI_ENOMEM or a libuv code.
+ */
 CASGI_EXTERN int casgi_server_listen_unix(casgi_server_t *server, const char *path);
-/* Listens on an inherited, already bound socket (TCP or Unix). Returns 0, CASGI_ESTATE or a libuv code. */
+/*
+ * Listens on an inherited, already bound socket (TCP or Unix). On success the server owns the fd
+ * and closes it at shutdown; on UV_EBADF (not a socket) it stays the caller's. Returns 0,
+ * CASGI_ESTATE, CASGI_ENOMEM or a libuv code.
+ */
 CASGI_EXTERN int casgi_server_listen_fd(casgi_server_t *server, int fd);
 
 /* The port of the index-th TCP listener (in listen order), or a negative code (UV_EINVAL). */
@@ -50,7 +58,8 @@ CASGI_EXTERN int casgi_server_get_port(const casgi_server_t *server, unsigned in
 /*
  * Runs lifespan startup (per cfg.lifespan) and then starts accepting on every listener. `cb` runs
  * once, later: status 0, or CASGI_ESTARTUP with the app's message (nothing is accepted then; shut
- * down and free). Returns 0 or CASGI_ESTATE (already started).
+ * down and free), or CASGI_ECANCELED when casgi_server_shutdown() came first. Returns 0,
+ * CASGI_ESTATE (already started) or CASGI_ENOMEM.
  */
 CASGI_EXTERN int casgi_server_start(casgi_server_t *server, casgi_start_cb cb, void *data);
 
@@ -62,7 +71,12 @@ CASGI_EXTERN int casgi_server_start(casgi_server_t *server, casgi_start_cb cb, v
  */
 CASGI_EXTERN int casgi_server_shutdown(casgi_server_t *server, casgi_shutdown_cb cb, void *data);
 
-/* Cuts a graceful shutdown short: closes every connection now. Returns 0 or CASGI_ESTATE. */
+/*
+ * Cuts a graceful shutdown short. While connections drain: closes every connection now (apps still
+ * holding calls see http.disconnect, and the shutdown waits for them to end their calls). During
+ * lifespan shutdown: stops waiting for the app and closes the server's handles. Returns 0 or
+ * CASGI_ESTATE (no shutdown under way).
+ */
 CASGI_EXTERN int casgi_server_shutdown_force(casgi_server_t *server);
 
 /*

@@ -225,6 +225,7 @@ class Server:
             self.proc.kill()
             self.proc.wait(timeout=10)
             self.returncode = self.proc.returncode
+            self._checked = True  # this failure is the report; cleanup adds nothing
             raise AssertionError(f"runner did not exit within {timeout:.0f} s (killed)\n"
                                  + self.describe())
         return self.returncode

@@ -11,7 +11,7 @@ import unittest
 
 from casgi_harness import (CASGI_EBUSY, CASGI_EDISCONNECTED, CASGI_EEVENT, CASGI_EHEADER,
                            CASGI_ELENGTH, CASGI_ESTATE, CASGI_ESTATUS, Conn, ServerTestCase,
-                           app_log, get, parse_codes, scaled, wait_log)
+                           app_log, exchange, get, parse_codes, scaled, wait_log)
 
 
 def log_line(log, prefix):
@@ -151,7 +151,7 @@ class FailurePolicy(ServerTestCase):
         self.assertIn(codes["disconnect_event"], (CASGI_EEVENT, CASGI_ESTATE))
 
     def test_second_pending_receive_is_busy(self):
-        r = get(self.port, "/double-receive")
+        r = exchange(self.port, "POST", "/double-receive", body=b"x")
         self.assertResponse(r, 200)
         self.assertEqual(parse_codes(r.body), {"second_receive": CASGI_EBUSY})
         self.assertNotIn("refused receive's callback ran", app_log(self.port))
@@ -191,7 +191,8 @@ class Disconnects(ServerTestCase):
 
     def test_send_after_client_left_is_disconnected(self):
         with Conn(self.port) as c:
-            c.request("GET", "/send-after-disconnect/800")
+            # A one-byte body, so this does not depend on how a body-less request is delivered.
+            c.request("POST", "/send-after-disconnect/800", body=b"x")
             self.srv.wait_stderr("testapp: send-after-disconnect waiting", timeout=scaled(10))
         log = wait_log(self.port, "send_after_disconnect:", timeout=scaled(10))
         codes = parse_codes(log_line(log, "send_after_disconnect:"))

@@ -80,6 +80,12 @@ class BasicMethods(ServerTestCase):
         self.assertResponse(r, 200)
         self.assertTrue(r.body.startswith(b"len=0 "), r.body)
 
+    def test_get_without_body_delivers_empty_request_event(self):
+        # The app's first receive gets http.request with an empty body and more_body 0.
+        r = get(self.port, "/read-body")
+        self.assertResponse(r, 200)
+        self.assertTrue(r.body.startswith(b"len=0 "), r.body)
+
     def test_post_chunked_body(self):
         pieces = [os.urandom(n) for n in (1, 100, 5000, 17, 70000)]
         data = b"".join(pieces)
