@@ -386,10 +386,20 @@ static int build_scope(http1_t *h)
     int has_length = 0;
     for (size_t i = 0; i < h->num_fields; i++) {
         field_t *f = &h->fields[i];
-        casgi__headers_lower(base + f->name_off, f->name_len);
         casgi_header_t *hd = &h->headers[i];
         hd->name = (casgi_bytes_t){base + f->name_off, f->name_len};
-        hd->value = (casgi_bytes_t){f->value_len ? base + f->value_off : base, f->value_len};
+        /* llhttp lets "Name :" and "Bad Name:" through; RFC 9112 5.1 says 400 */
+        if (!casgi__headers_valid_name(hd->name)) {
+            h->error_status = 400;
+            h->error_why = "invalid header name";
+            return -1;
+        }
+        casgi__headers_lower(base + f->name_off, f->name_len);
+        size_t vlen = f->value_len;
+        while (vlen > 0 && (base[f->value_off + vlen - 1] == ' ' ||
+                            base[f->value_off + vlen - 1] == '\t'))
+            vlen--; /* trailing OWS is not part of the value (RFC 9110 5.5) */
+        hd->value = (casgi_bytes_t){vlen ? base + f->value_off : base, vlen};
         if (CASGI_NAME_IS(hd->name, "host"))
             hosts++;
         else if (CASGI_NAME_IS(hd->name, "expect"))
@@ -398,7 +408,13 @@ static int build_scope(http1_t *h)
             has_length = casgi__headers_parse_length(hd->value, &declared_length) == 0;
     }
 
-    h->http10 = p->http_major == 1 && p->http_minor == 0;
+    if (p->http_major != 1) {
+        /* HTTP/0.9 has no version (and no headers); 2.x and beyond do not come this way */
+        h->error_status = p->http_major == 0 ? 400 : 505;
+        h->error_why = "unsupported HTTP version";
+        return -1;
+    }
+    h->http10 = p->http_minor == 0;
     if (!h->http10 && hosts != 1) {
         /* RFC 9112 3.2: a 1.1 request without exactly one Host is a 400 */
         h->error_status = 400;
@@ -722,12 +738,14 @@ static void call_abort(casgi_call_t *call)
 static void call_end(casgi_call_t *call, int error)
 {
     http1_t *h = container_of(call, http1_t, call);
+    casgi_server_t *server = h->server;
     h->call_live = 0;
     casgi__buf_clear(&h->body); /* nobody will read it; it must not hold back parsing */
-    casgi__server_call_ended(h->server);
     if (h->conn != NULL)
         wake(h);
     unref(h);
+    /* last: after a forced shutdown this may release the server itself */
+    casgi__server_call_ended(server);
 }
 
 static const casgi__call_ops_t call_ops = {
@@ -900,7 +918,15 @@ static void run(http1_t *h)
 
 static void on_read(casgi__conn_t *conn) { run(conn->proto_data); }
 
-static void on_drain(casgi__conn_t *conn) { run(conn->proto_data); }
+static void on_drain(casgi__conn_t *conn)
+{
+    http1_t *h = conn->proto_data;
+    /* Idle time counts from the last byte written, not from when the response was queued: a
+     * slow reader of a large response is not an idle client. */
+    if (!h->in_request && !h->call_live && !h->dispatch && !h->broken)
+        casgi__conn_timer_start(conn, h->server->cfg.timeout_keep_alive);
+    run(h);
+}
 
 static void on_read_error(casgi__conn_t *conn, int status)
 {

@@ -251,9 +251,16 @@ void casgi__server_conn_closed(casgi_server_t *server, casgi__conn_t *conn)
 
 void casgi__server_call_started(casgi_server_t *server) { server->num_calls++; }
 
+static void server_release(casgi_server_t *server);
+
 void casgi__server_call_ended(casgi_server_t *server)
 {
     server->num_calls--;
+    if (server->orphaned) {
+        if (server->num_calls == 0)
+            server_release(server);
+        return;
+    }
     check_drained(server);
 }
 
@@ -326,7 +333,8 @@ static void close_handles(casgi_server_t *server)
 
 static void check_drained(casgi_server_t *server)
 {
-    if (server->phase != CASGI__SERVER_STOPPING || server->num_conns > 0 || server->num_calls > 0)
+    if (server->phase != CASGI__SERVER_STOPPING || server->num_conns > 0 ||
+        (server->num_calls > 0 && !server->forced))
         return;
     uv_timer_stop(&server->timer);
     server->phase = CASGI__SERVER_LIFESPAN_SHUTDOWN;
@@ -398,7 +406,13 @@ int casgi_server_shutdown_force(casgi_server_t *server)
 {
     switch (server->phase) {
     case CASGI__SERVER_STOPPING:
+        server->forced = 1;
+        if (server->num_calls > 0)
+            CASGI_LOG(&server->log, CASGI_LOG_WARNING,
+                      "Forced shutdown: %llu call(s) still held by the application",
+                      (unsigned long long)server->num_calls);
         close_all_conns(server);
+        check_drained(server);
         return 0;
     case CASGI__SERVER_LIFESPAN_SHUTDOWN:
         close_handles(server);
@@ -413,6 +427,17 @@ void casgi_server_free(casgi_server_t *server)
     if (server == NULL)
         return;
     CASGI_ASSERT(server->phase == CASGI__SERVER_CLOSED);
+    if (server->num_calls > 0) {
+        /* After a forced shutdown the app may still hold calls; they keep reaching the server's
+         * config and loop pointer, so the memory goes when the last of them ends. */
+        server->orphaned = 1;
+        return;
+    }
+    server_release(server);
+}
+
+static void server_release(casgi_server_t *server)
+{
     if (server->lifespan)
         casgi__lifespan_free(server->lifespan);
     free(server->root_path);

@@ -53,6 +53,8 @@ struct casgi_server_s {
     uint64_t num_calls; /* http calls the app still holds */
     casgi_server_stats_t stats;
     int limit_reported;
+    unsigned forced : 1;   /* shutdown_force: stop waiting for apps to end their calls */
+    unsigned orphaned : 1; /* freed by the embedder while apps still hold calls */
 
     casgi__lifespan_t *lifespan;
     casgi__task_t start_task;

@@ -72,11 +72,19 @@ static void close_signals(runner_t *r)
 static void on_shutdown(casgi_server_t *server, int status, const char *message, void *data)
 {
     runner_t *r = data;
+    casgi_server_stats_t stats;
 
-    (void)server;
     (void)message; /* the library has logged it */
     if (status != 0 && r->exit_code == CLI_EXIT_OK)
         r->exit_code = CLI_EXIT_FAILURE;
+    casgi_server_stats(server, &stats);
+    if (stats.calls_active > 0) {
+        /* A forced shutdown left calls with an app that ignores disconnects; its own handles
+         * would keep the loop running, so a forced exit is what the operator asked for. */
+        say(r, CASGI_LOG_WARNING, "Forced exit with %llu call(s) still running",
+            (unsigned long long)stats.calls_active);
+        _exit(CLI_EXIT_FAILURE);
+    }
     close_signals(r);
 }
 

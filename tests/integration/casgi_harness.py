@@ -365,12 +365,12 @@ def parse_response(buf, head=False, eof=False):
     end = buf.find(b"\r\n\r\n")
     if end < 0:
         if eof:
-            resp.raw = buf
+            resp.raw = bytes(buf)
             return resp, len(buf)
         if len(buf) > 1 << 20:
             raise ProtocolError(f"no end of response head in 1 MiB: {buf[:200]!r}")
         return None
-    lines = buf[:end].split(b"\r\n")
+    lines = bytes(buf[:end]).split(b"\r\n")
     m = _STATUS_LINE.match(lines[0])
     if not m:
         raise ProtocolError(f"bad status line: {lines[0]!r} (buffer {buf[:300]!r})")
@@ -384,7 +384,7 @@ def parse_response(buf, head=False, eof=False):
     cl = resp.header_all("content-length")
     if head or 100 <= resp.status < 200 or resp.status in (204, 304):
         resp.complete = True
-        resp.raw = buf[:pos]
+        resp.raw = bytes(buf[:pos])
         return resp, pos
     if te:
         codings = [c.strip().lower() for v in te for c in v.split(",")]
@@ -393,12 +393,12 @@ def parse_response(buf, head=False, eof=False):
         if cl:
             raise ProtocolError("both Content-Length and Transfer-Encoding in a response")
         resp.chunked = True
-        body = []
+        body = []  # (start, end) offsets: no copies until the response is complete
         while True:
             line_end = buf.find(b"\r\n", pos)
             if line_end < 0:
                 break
-            size_text = buf[pos:line_end].split(b";", 1)[0].strip()
+            size_text = bytes(buf[pos:line_end]).split(b";", 1)[0].strip()
             if not re.match(rb"^[0-9a-fA-F]+$", size_text):
                 raise ProtocolError(f"bad chunk size line {buf[pos:line_end]!r}")
             size = int(size_text, 16)
@@ -408,23 +408,24 @@ def parse_response(buf, head=False, eof=False):
                     resp.trailers = []
                     pos = line_end + 4
                 elif trailer_end >= 0:
-                    resp.trailers = _parse_fields(buf[line_end + 2:trailer_end].split(b"\r\n"))
+                    resp.trailers = _parse_fields(
+                        bytes(buf[line_end + 2:trailer_end]).split(b"\r\n"))
                     pos = trailer_end + 4
                 else:
                     break
-                resp.body = b"".join(body)
+                resp.body = b"".join(buf[a:b] for a, b in body)
                 resp.complete = True
-                resp.raw = buf[:pos]
+                resp.raw = bytes(buf[:pos])
                 return resp, pos
             if len(buf) < line_end + 2 + size + 2:
                 break
             if buf[line_end + 2 + size:line_end + 4 + size] != b"\r\n":
                 raise ProtocolError(f"chunk of {size} bytes not followed by CRLF")
-            body.append(buf[line_end + 2:line_end + 2 + size])
+            body.append((line_end + 2, line_end + 2 + size))
             pos = line_end + 4 + size
         if eof:
-            resp.body = b"".join(body)
-            resp.raw = buf
+            resp.body = b"".join(buf[a:b] for a, b in body)
+            resp.raw = bytes(buf)
             return resp, len(buf)
         return None
     if cl:
@@ -432,20 +433,20 @@ def parse_response(buf, head=False, eof=False):
             raise ProtocolError(f"bad content-length {cl}")
         n = int(cl[0])
         if len(buf) - pos >= n:
-            resp.body = buf[pos:pos + n]
+            resp.body = bytes(buf[pos:pos + n])
             resp.complete = True
-            resp.raw = buf[:pos + n]
+            resp.raw = bytes(buf[:pos + n])
             return resp, pos + n
         if eof:
-            resp.body = buf[pos:]
-            resp.raw = buf
+            resp.body = bytes(buf[pos:])
+            resp.raw = bytes(buf)
             return resp, len(buf)
         return None
     # Close-delimited.
     if eof:
-        resp.body = buf[pos:]
+        resp.body = bytes(buf[pos:])
         resp.complete = True
-        resp.raw = buf
+        resp.raw = bytes(buf)
         return resp, len(buf)
     return None
 
@@ -490,7 +491,7 @@ class Conn:
         else:
             self.sock = socket.create_connection((HOST, port), timeout=timeout)
         self.timeout = timeout
-        self.buf = b""
+        self.buf = bytearray()
         self.eof = False
         self.reset = False
 
@@ -509,13 +510,13 @@ class Conn:
     def request(self, method, target, headers=None, body=None, version="HTTP/1.1"):
         self.send(build_request(method, target, headers, body, version))
 
-    def _recv(self, deadline):
+    def _recv(self, deadline, idle=None):
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             raise socket.timeout()
-        self.sock.settimeout(remaining)
+        self.sock.settimeout(remaining if idle is None else min(idle, remaining))
         try:
-            data = self.sock.recv(1 << 16)
+            data = self.sock.recv(1 << 20)
         except (ConnectionResetError, BrokenPipeError):
             self.reset = True
             data = b""
@@ -524,24 +525,26 @@ class Conn:
         self.buf += data
         return data
 
-    def read_response(self, head=False, timeout=None, allow_incomplete=False):
-        """The next response (1xx responses are returned on their own). Fails on a timeout, and
-        on a truncated response unless allow_incomplete (then complete=False tells)."""
+    def read_response(self, head=False, timeout=None, allow_incomplete=False, idle=None):
+        """The next response (1xx responses are returned on their own). Fails on a timeout (or,
+        with `idle`, when no byte arrives for that long), and on a truncated response unless
+        allow_incomplete (then complete=False tells)."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         while True:
             parsed = parse_response(self.buf, head=head, eof=self.eof)
             if parsed is not None:
                 resp, used = parsed
-                self.buf = self.buf[used:]
+                del self.buf[:used]
                 if not resp.complete and not allow_incomplete:
                     raise AssertionError(f"connection closed (reset={self.reset}) before a "
                                          f"complete response: {resp!r}")
                 return resp
             try:
-                self._recv(deadline)
+                self._recv(deadline, idle)
             except socket.timeout:
                 raise AssertionError(f"no complete response within {timeout or self.timeout}"
-                                     f" s; received so far: {self.buf[:500]!r}") from None
+                                     f" s (idle limit {idle}); received {len(self.buf)} bytes:"
+                                     f" {self.buf[:500]!r}") from None
 
     def read_until_close(self, timeout=None):
         """All bytes until the server closes; fails when it does not close in time."""
@@ -553,7 +556,7 @@ class Conn:
                 raise AssertionError(f"server did not close within "
                                      f"{timeout or self.timeout} s; got {self.buf[:300]!r}"
                                      ) from None
-        data, self.buf = self.buf, b""
+        data, self.buf = bytes(self.buf), bytearray()
         return data
 
     def wait_closed(self, timeout):
@@ -563,8 +566,8 @@ class Conn:
             try:
                 self._recv(deadline)
             except socket.timeout:
-                return False, self.buf
-        return True, self.buf
+                return False, bytes(self.buf)
+        return True, bytes(self.buf)
 
     def is_open_after(self, seconds):
         """True when the server neither closed nor sent anything for `seconds`."""

@@ -172,7 +172,7 @@ class LargeBodies(ServerTestCase):
 
             t = Thread(sender)
             t.start()
-            r = c.read_response(timeout=scaled(120))
+            r = c.read_response(timeout=scaled(120), idle=scaled(15))
             t.join_checked(scaled(30))
             return r
 
@@ -215,16 +215,45 @@ class LargeBodies(ServerTestCase):
                     self.fail(f"no echo of the first half within 20 s (got {len(c.buf)} bytes)")
                 self.assertFalse(c.eof, "server closed the connection")
             c.send(second)
-            r = c.read_response(timeout=scaled(60))
+            r = c.read_response(timeout=scaled(60), idle=scaled(15))
             self.assertEqual(r.status, 200)
             self.assertTrue(r.body == first + second, "echoed body differs")
+
+    def test_request_body_not_read_ahead_of_app(self):
+        # The app does not receive for 3 s. A server that pauses reading above its high-water
+        # mark lets the client push only what the socket buffers hold (a few MiB); one that
+        # reads ahead would swallow the whole 64 MiB meanwhile.
+        srv = self.start_server()
+        total = 64 << 20
+        sent = [0]
+        c = Conn(srv.port, timeout=scaled(30))
+        self.addCleanup(c.close)
+        c.send(b"POST /slow-deaf-ms/3000 HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+               % total)
+        srv.wait_stderr("slow-deaf-ms 3000 started", timeout=scaled(10))
+
+        def pump():
+            piece = b"p" * 65536
+            c.sock.setblocking(False)
+            end = time.monotonic() + 2.0
+            while time.monotonic() < end and sent[0] < total:
+                try:
+                    sent[0] += c.sock.send(piece)
+                except BlockingIOError:
+                    time.sleep(0.01)
+                except OSError:
+                    break
+
+        pump()
+        self.assertLess(sent[0], 32 << 20,
+                        f"server read {sent[0] >> 20} MiB of a body its app never asked for")
 
     def test_large_download_with_backpressure(self):
         srv = self.start_server()
         n = 16 << 20
         with Conn(srv.port, timeout=scaled(120)) as c:
             c.request("GET", f"/big/{n}")
-            r = c.read_response(timeout=scaled(120))
+            r = c.read_response(timeout=scaled(120), idle=scaled(15))
             self.assertEqual(r.status, 200)
             self.assertEqual(len(r.body), n)
             self.assertTrue(r.body == body_pattern(n), "downloaded body differs")
