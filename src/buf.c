@@ -52,6 +52,49 @@ void casgi__buf_consume(casgi__buf_t *b, size_t n)
         b->off = b->len = 0;
 }
 
+int casgi__buf_reserve_pooled(casgi__pool_t *pool, casgi__buf_t *b, size_t extra)
+{
+    if (b->base == NULL && extra <= CASGI_POOL_BLOCK) {
+        void *block = pool->free_list;
+        if (block != NULL) {
+            memcpy(&pool->free_list, block, sizeof(void *));
+            pool->count--;
+        } else if ((block = malloc(CASGI_POOL_BLOCK)) == NULL) {
+            return CASGI_ENOMEM;
+        }
+        b->base = block;
+        b->cap = CASGI_POOL_BLOCK;
+        b->off = b->len = 0;
+        return 0;
+    }
+    return casgi__buf_reserve(b, extra);
+}
+
+void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b)
+{
+    CASGI_ASSERT(b->off == b->len);
+    if (b->base != NULL && b->cap == CASGI_POOL_BLOCK && pool->count < pool->max) {
+        memcpy(b->base, &pool->free_list, sizeof(void *));
+        pool->free_list = b->base;
+        pool->count++;
+        b->base = NULL;
+        b->off = b->len = b->cap = 0;
+        return;
+    }
+    casgi__buf_free(b);
+}
+
+void casgi__pool_clear(casgi__pool_t *pool)
+{
+    while (pool->free_list != NULL) {
+        void *next;
+        memcpy(&next, pool->free_list, sizeof(void *));
+        free(pool->free_list);
+        pool->free_list = next;
+    }
+    pool->count = 0;
+}
+
 void casgi__buf_free(casgi__buf_t *b)
 {
     free(b->base);

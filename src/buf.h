@@ -18,6 +18,26 @@ typedef struct casgi__buf_s {
 static inline size_t casgi__buf_size(const casgi__buf_t *b) { return b->len - b->off; }
 static inline char *casgi__buf_data(const casgi__buf_t *b) { return b->base + b->off; }
 
+/*
+ * A free list of equal blocks for connection buffers. An idle connection gives its buffers back,
+ * so memory follows the connections that are busy now, not the ones that are open, and a busy
+ * one takes a block back without a trip through malloc.
+ */
+#define CASGI_POOL_BLOCK 16384
+
+typedef struct casgi__pool_s {
+    void *free_list; /* each free block starts with the pointer to the next */
+    size_t count;
+    size_t max;
+} casgi__pool_t;
+
+/* Like casgi__buf_reserve(), taking a pool block when the buffer has no memory yet. */
+int casgi__buf_reserve_pooled(casgi__pool_t *pool, casgi__buf_t *b, size_t extra);
+/* Gives an empty buffer's memory back: a pool block to the pool, anything else to free(). */
+void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b);
+/* Frees every block the pool holds. */
+void casgi__pool_clear(casgi__pool_t *pool);
+
 /* Makes room for `extra` more bytes at the end. 0 or CASGI_ENOMEM. */
 int casgi__buf_reserve(casgi__buf_t *b, size_t extra);
 /* Appends bytes. 0 or CASGI_ENOMEM. */

@@ -96,7 +96,13 @@ void casgi__conn_set_proto(casgi__conn_t *conn, const casgi__proto_t *proto, voi
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 {
     casgi__conn_t *conn = handle->data;
-    if (casgi__buf_reserve(&conn->rbuf, READ_SIZE) != 0) {
+    casgi__buf_t *b = &conn->rbuf;
+    int err = 0;
+    if (b->base == NULL)
+        err = casgi__buf_reserve_pooled(&conn->server->pool, b, READ_SIZE);
+    else if (b->cap - b->len < READ_SIZE / 4)
+        err = casgi__buf_reserve(b, READ_SIZE);
+    if (err != 0) {
         buf->base = NULL;
         buf->len = 0; /* libuv reports UV_ENOBUFS to on_read */
         return;
@@ -120,10 +126,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         casgi__conn_close(conn);
         return;
     }
-    if (conn->lingering)
-        return; /* the response is out; what the client still sends is dropped */
+    if (conn->lingering) {
+        casgi__buf_clear(&conn->rbuf); /* the response is out; what the client sends is dropped */
+        return;
+    }
     conn->rbuf.len += (size_t)nread;
     conn->proto->on_read(conn);
+    if (!conn->closing && casgi__buf_size(&conn->rbuf) == 0)
+        casgi__buf_release(&conn->server->pool, &conn->rbuf);
 }
 
 void casgi__conn_read_start(casgi__conn_t *conn)
@@ -153,6 +163,7 @@ static void on_write(uv_write_t *req, int status)
     casgi__buf_clear(&conn->inflight);
     if (conn->closing)
         return;
+    casgi__buf_release(&conn->server->pool, &conn->inflight);
     if (status < 0) {
         if (conn->proto && conn->proto->on_read_error)
             conn->proto->on_read_error(conn, status);
@@ -182,6 +193,7 @@ void casgi__conn_flush(casgi__conn_t *conn)
     int n = uv_try_write(&conn->io.stream, &b, 1);
     if (n == (int)size) {
         casgi__buf_clear(&conn->wbuf);
+        casgi__buf_release(&conn->server->pool, &conn->wbuf);
         if (conn->close_after_flush)
             start_linger(conn);
         else if (size >= conn->server->cfg.high_water_mark && conn->proto && conn->proto->on_drain)
@@ -222,24 +234,48 @@ void casgi__conn_flush_later(casgi__conn_t *conn)
 
 /* ---- timer ------------------------------------------------------------------------------ */
 
+static void arm(casgi__conn_t *conn, uint64_t now, uint64_t due);
+
 static void on_timer(uv_timer_t *timer)
 {
     casgi__conn_t *conn = timer->data;
+    conn->timer_due = 0;
     if (conn->lingering) {
         casgi__conn_close(conn);
         return;
     }
+    if (conn->deadline == 0)
+        return; /* cleared since: stay quiet until a new deadline is set */
+    uint64_t now = uv_now(conn->server->loop);
+    if (now < conn->deadline) {
+        arm(conn, now, conn->deadline); /* moved later since the timer was set */
+        return;
+    }
+    conn->deadline = 0;
     if (conn->proto && conn->proto->on_timeout)
         conn->proto->on_timeout(conn);
 }
 
-void casgi__conn_timer_start(casgi__conn_t *conn, uint64_t ms)
+static void arm(casgi__conn_t *conn, uint64_t now, uint64_t due)
 {
-    if (!conn->closing)
-        uv_timer_start(&conn->timer, on_timer, ms, 0);
+    conn->timer_due = due;
+    uv_timer_start(&conn->timer, on_timer, due - now, 0);
 }
 
-void casgi__conn_timer_stop(casgi__conn_t *conn) { uv_timer_stop(&conn->timer); }
+void casgi__conn_set_deadline(casgi__conn_t *conn, uint64_t ms)
+{
+    if (conn->closing)
+        return;
+    uint64_t now = uv_now(conn->server->loop);
+    conn->deadline = now + ms;
+    if (conn->timer_due == 0 || conn->timer_due > conn->deadline)
+        arm(conn, now, conn->deadline);
+}
+
+int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra)
+{
+    return casgi__buf_reserve_pooled(&conn->server->pool, &conn->wbuf, extra);
+}
 
 /* ---- closing ---------------------------------------------------------------------------- */
 
@@ -264,7 +300,7 @@ static void start_linger(casgi__conn_t *conn)
     /* Keep reading so unread request bytes do not turn our close into a reset that destroys the
      * response before the client read it. */
     casgi__conn_read_start(conn);
-    uv_timer_start(&conn->timer, on_timer, LINGER_MS, 0);
+    arm(conn, uv_now(conn->server->loop), uv_now(conn->server->loop) + LINGER_MS);
 }
 
 void casgi__conn_close_after_flush(casgi__conn_t *conn)
@@ -281,9 +317,11 @@ static void on_handle_closed(uv_handle_t *handle)
     if (--conn->handles_open > 0)
         return;
     casgi_server_t *server = conn->server;
-    casgi__buf_free(&conn->rbuf);
-    casgi__buf_free(&conn->wbuf);
-    casgi__buf_free(&conn->inflight);
+    casgi__buf_t *bufs[] = {&conn->rbuf, &conn->wbuf, &conn->inflight};
+    for (size_t i = 0; i < ARRAY_SIZE(bufs); i++) {
+        casgi__buf_clear(bufs[i]);
+        casgi__buf_release(&server->pool, bufs[i]);
+    }
     casgi__list_remove(&conn->node);
     free(conn);
     casgi__server_conn_closed(server, NULL);

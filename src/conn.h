@@ -40,6 +40,8 @@ struct casgi__conn_s {
     unsigned close_after_flush : 1;
     unsigned flush_queued : 1;
     unsigned handles_open : 2;
+    uint64_t deadline;  /* loop time at which on_timeout fires; 0 = none */
+    uint64_t timer_due; /* loop time the uv timer is set for; 0 = not running */
 
     /* scope addresses, formatted once per connection */
     casgi_addr_t client;
@@ -70,8 +72,15 @@ void casgi__conn_flush_later(casgi__conn_t *conn);
 /* Writes wbuf now (uv_try_write, then uv_write for the rest). */
 void casgi__conn_flush(casgi__conn_t *conn);
 
-void casgi__conn_timer_start(casgi__conn_t *conn, uint64_t ms);
-void casgi__conn_timer_stop(casgi__conn_t *conn);
+/*
+ * The protocol's one deadline per connection. Setting it is a field write unless the timer must
+ * fire sooner than it is set for: a keep-alive connection re-arms the uv timer about once per
+ * timeout, not once per request.
+ */
+void casgi__conn_set_deadline(casgi__conn_t *conn, uint64_t ms);
+static inline void casgi__conn_clear_deadline(casgi__conn_t *conn) { conn->deadline = 0; }
+/* Makes room at the end of wbuf (a pool block first). 0 or CASGI_ENOMEM. */
+int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra);
 
 /* Closes at once; pending output is dropped (an abort). Safe to call more than once. */
 void casgi__conn_close(casgi__conn_t *conn);

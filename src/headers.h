@@ -10,7 +10,17 @@ int casgi__headers_valid_value(casgi_bytes_t value);
 /* Validates a whole list; 0 or CASGI_EHEADER. */
 int casgi__headers_validate(const casgi_header_t *headers, size_t n);
 /* Case-insensitive comparison of a header name with a lower-case literal. */
-int casgi__headers_name_is(casgi_bytes_t name, const char *lower, size_t lower_len);
+static inline int casgi__headers_name_is(casgi_bytes_t name, const char *lit, size_t lit_len)
+{
+    if (name.len != lit_len)
+        return 0;
+    for (size_t i = 0; i < lit_len; i++) {
+        char c = name.base[i];
+        if ((c >= 'A' && c <= 'Z' ? (char)(c + 32) : c) != lit[i])
+            return 0;
+    }
+    return 1;
+}
 #define CASGI_NAME_IS(name, lit) casgi__headers_name_is((name), (lit), sizeof(lit) - 1)
 /* Lower-cases ASCII in place. */
 void casgi__headers_lower(char *s, size_t len);

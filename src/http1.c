@@ -152,10 +152,20 @@ static const char *reason_phrase(int status)
 
 size_t casgi__http1_status_line(int status, char *out)
 {
+    switch (status) {
+#define LINE(code, reason)                                                                         \
+    case code:                                                                                     \
+        memcpy(out, "HTTP/1.1 " #code " " reason "\r\n", sizeof("HTTP/1.1 " #code " " reason "\r\n") - 1); \
+        return sizeof("HTTP/1.1 " #code " " reason "\r\n") - 1;
+        LINE(200, "OK")
+        LINE(204, "No Content")
+        LINE(304, "Not Modified")
+        LINE(404, "Not Found")
+#undef LINE
+    }
     const char *reason = reason_phrase(status);
-    size_t n = 0;
+    size_t n = 9;
     memcpy(out, "HTTP/1.1 ", 9);
-    n = 9;
     n += fmt_u64(out + n, (uint64_t)status);
     out[n++] = ' ';
     size_t rlen = strlen(reason);
@@ -166,12 +176,28 @@ size_t casgi__http1_status_line(int status, char *out)
     return n;
 }
 
+static inline char *put(char *p, const void *data, size_t len)
+{
+    memcpy(p, data, len);
+    return p + len;
+}
+#define PUT_LIT(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static inline char *put_header(char *p, const casgi_header_t *hd)
+{
+    p = put(p, hd->name.base, hd->name.len);
+    p = PUT_LIT(p, ": ");
+    p = put(p, hd->value.base, hd->value.len);
+    return PUT_LIT(p, "\r\n");
+}
+
 /* Appends to the connection's output; on allocation failure the connection is dropped. */
 static int out(http1_t *h, const void *data, size_t len)
 {
     if (h->conn == NULL)
         return CASGI_EDISCONNECTED;
-    if (casgi__buf_append(&h->conn->wbuf, data, len) != 0) {
+    if (casgi__conn_reserve_output(h->conn, len) != 0 ||
+        casgi__buf_append(&h->conn->wbuf, data, len) != 0) {
         CASGI_LOG(&h->server->log, CASGI_LOG_ERROR, "out of memory writing a response");
         casgi__conn_close(h->conn);
         return CASGI_ENOMEM;
@@ -283,7 +309,7 @@ static int on_message_begin(llhttp_t *p)
     h->trailers_begun = h->response_done = 0;
     h->content_length = h->body_sent = 0;
     h->request_start = h->server->cfg.access_log ? uv_hrtime() : 0;
-    casgi__conn_timer_start(h->conn, h->server->cfg.timeout_request_header);
+    casgi__conn_set_deadline(h->conn, h->server->cfg.timeout_request_header);
     return 0;
 }
 
@@ -457,7 +483,7 @@ static int build_scope(http1_t *h)
 static int on_headers_complete(llhttp_t *p)
 {
     http1_t *h = p->data;
-    casgi__conn_timer_stop(h->conn);
+    casgi__conn_clear_deadline(h->conn);
     if (build_scope(h) != 0)
         return -1;
     h->dispatch = 1;
@@ -540,7 +566,8 @@ static int write_head(http1_t *h, const casgi_event_t *ev)
     int status = ev->start.status;
     int has_date = 0, has_server = 0, has_length = 0, app_close = 0;
     uint64_t content_length = 0;
-    size_t size = 256;
+    /* status line, server, date, framing, connection and the final CRLF fit in this */
+    size_t size = 64 + 16 + 40 + 48 + 28 + 2;
 
     /* Validate everything before any state changes: a refused start leaves no trace. */
     for (size_t i = 0; i < n; i++) {
@@ -587,51 +614,42 @@ static int write_head(http1_t *h, const casgi_event_t *ev)
             h->chunked = 1;
     }
 
-    char line[64];
-    size_t line_len = casgi__http1_status_line(status, line);
-    if (casgi__buf_reserve(&h->conn->wbuf, size + line_len))
+    /* One reservation, then plain stores: the head is built in place in the output buffer. */
+    if (casgi__conn_reserve_output(h->conn, size))
         return CASGI_ENOMEM;
-    out(h, line, line_len);
+    casgi__buf_t *w = &h->conn->wbuf;
+    char *p = w->base + w->len;
+    p += casgi__http1_status_line(status, p);
     if (server->cfg.server_header && !has_server)
-        OUT_LIT(h, "server: casgi\r\n");
+        p = PUT_LIT(p, "server: casgi\r\n");
     if (server->cfg.date_header && !has_date) {
-        OUT_LIT(h, "date: ");
-        out(h, casgi__date_now(&server->date), CASGI_DATE_LEN);
-        OUT_LIT(h, "\r\n");
+        p = PUT_LIT(p, "date: ");
+        p = put(p, casgi__date_now(&server->date), CASGI_DATE_LEN);
+        p = PUT_LIT(p, "\r\n");
     }
-    for (size_t i = 0; i < server->cfg.num_headers; i++) {
-        const casgi_header_t *d = &server->default_headers[i];
-        out(h, d->name.base, d->name.len);
-        OUT_LIT(h, ": ");
-        out(h, d->value.base, d->value.len);
-        OUT_LIT(h, "\r\n");
-    }
+    for (size_t i = 0; i < server->cfg.num_headers; i++)
+        p = put_header(p, &server->default_headers[i]);
     for (size_t i = 0; i < n; i++) {
-        casgi_bytes_t name = headers[i].name, value = headers[i].value;
+        casgi_bytes_t name = headers[i].name;
         /* framing is ours to decide */
-        if (CASGI_NAME_IS(name, "content-length") || CASGI_NAME_IS(name, "transfer-encoding") ||
-            CASGI_NAME_IS(name, "connection"))
-            continue;
-        if (casgi__buf_reserve(&h->conn->wbuf, name.len + value.len + 4))
-            return CASGI_ENOMEM;
-        out(h, name.base, name.len);
-        OUT_LIT(h, ": ");
-        out(h, value.base, value.len);
-        OUT_LIT(h, "\r\n");
+        if (!(CASGI_NAME_IS(name, "content-length") || CASGI_NAME_IS(name, "transfer-encoding") ||
+              CASGI_NAME_IS(name, "connection")))
+            p = put_header(p, &headers[i]);
     }
     if (h->has_length) {
-        char num[24];
-        OUT_LIT(h, "content-length: ");
-        out(h, num, fmt_u64(num, h->content_length));
-        OUT_LIT(h, "\r\n");
+        p = PUT_LIT(p, "content-length: ");
+        p += fmt_u64(p, h->content_length);
+        p = PUT_LIT(p, "\r\n");
     } else if (h->chunked) {
-        OUT_LIT(h, "transfer-encoding: chunked\r\n");
+        p = PUT_LIT(p, "transfer-encoding: chunked\r\n");
     }
     if (h->will_close)
-        OUT_LIT(h, "connection: close\r\n");
+        p = PUT_LIT(p, "connection: close\r\n");
     else if (h->http10)
-        OUT_LIT(h, "connection: keep-alive\r\n");
-    return OUT_LIT(h, "\r\n");
+        p = PUT_LIT(p, "connection: keep-alive\r\n");
+    p = PUT_LIT(p, "\r\n");
+    w->len = (size_t)(p - w->base);
+    return 0;
 }
 
 static int write_body(http1_t *h, const casgi_event_t *ev)
@@ -812,7 +830,7 @@ static void finish_request(http1_t *h)
         h->broken = 1;
         return;
     }
-    casgi__conn_timer_start(h->conn, h->server->cfg.timeout_keep_alive);
+    casgi__conn_set_deadline(h->conn, h->server->cfg.timeout_keep_alive);
 }
 
 static const char *parse_error_reason(http1_t *h, llhttp_errno_t err)
@@ -924,7 +942,7 @@ static void on_drain(casgi__conn_t *conn)
     /* Idle time counts from the last byte written, not from when the response was queued: a
      * slow reader of a large response is not an idle client. */
     if (!h->in_request && !h->call_live && !h->dispatch && !h->broken)
-        casgi__conn_timer_start(conn, h->server->cfg.timeout_keep_alive);
+        casgi__conn_set_deadline(conn, h->server->cfg.timeout_keep_alive);
     run(h);
 }
 
@@ -990,7 +1008,7 @@ int casgi__http1_attach(casgi__conn_t *conn)
     llhttp_init(&h->parser, HTTP_REQUEST, &parser_settings);
     h->parser.data = h;
     casgi__conn_set_proto(conn, &proto, h);
-    casgi__conn_timer_start(conn, conn->server->cfg.timeout_keep_alive);
+    casgi__conn_set_deadline(conn, conn->server->cfg.timeout_keep_alive);
     casgi__conn_read_start(conn);
     return 0;
 }

@@ -1,6 +1,7 @@
 #ifndef CASGI_SERVER_INTERNAL_H
 #define CASGI_SERVER_INTERNAL_H
 
+#include "buf.h"
 #include "date.h"
 #include "internal.h"
 #include "log.h"
@@ -37,6 +38,7 @@ struct casgi_server_s {
     casgi_app_t app;
     casgi__logger_t log;
     casgi__date_t date;
+    casgi__pool_t pool; /* connection buffers */
     void *state; /* ASGI lifespan state shared into every scope */
 
     casgi__server_state_t phase;
