@@ -156,9 +156,12 @@ void casgi__conn_read_stop(casgi__conn_t *conn)
 
 static void start_linger(casgi__conn_t *conn);
 
+/* Write and shutdown requests are allocated only when needed: most responses leave with one
+ * uv_try_write(), and an idle connection should not carry 272 bytes of request structs. */
 static void on_write(uv_write_t *req, int status)
 {
     casgi__conn_t *conn = req->data;
+    free(req);
     conn->writing = 0;
     casgi__buf_clear(&conn->inflight);
     if (conn->closing)
@@ -215,12 +218,14 @@ void casgi__conn_flush(casgi__conn_t *conn)
     conn->wbuf = tmp;
     casgi__buf_clear(&conn->wbuf);
     b = uv_buf_init(casgi__buf_data(&conn->inflight), (unsigned)casgi__buf_size(&conn->inflight));
-    conn->write_req.data = conn;
-    int err = uv_write(&conn->write_req, &conn->io.stream, &b, 1, on_write);
+    uv_write_t *req = malloc(sizeof(*req));
+    int err = req ? uv_write(req, &conn->io.stream, &b, 1, on_write) : CASGI_ENOMEM;
     if (err) {
+        free(req);
         casgi__conn_close(conn);
         return;
     }
+    req->data = conn;
     conn->writing = 1;
 }
 
@@ -282,7 +287,8 @@ int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra)
 static void on_shutdown_sent(uv_shutdown_t *req, int status)
 {
     casgi__conn_t *conn = req->data;
-    if (status < 0)
+    free(req);
+    if (status < 0 && status != UV_ECANCELED)
         casgi__conn_close(conn);
 }
 
@@ -292,11 +298,13 @@ static void start_linger(casgi__conn_t *conn)
         return;
     conn->lingering = 1;
     conn->close_after_flush = 0;
-    conn->shutdown_req.data = conn;
-    if (uv_shutdown(&conn->shutdown_req, &conn->io.stream, on_shutdown_sent) != 0) {
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req == NULL || uv_shutdown(req, &conn->io.stream, on_shutdown_sent) != 0) {
+        free(req);
         casgi__conn_close(conn);
         return;
     }
+    req->data = conn;
     /* Keep reading so unread request bytes do not turn our close into a reset that destroys the
      * response before the client read it. */
     casgi__conn_read_start(conn);

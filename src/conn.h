@@ -20,8 +20,6 @@ struct casgi__conn_s {
         uv_pipe_t pipe;
     } io;
     uv_timer_t timer;
-    uv_write_t write_req;
-    uv_shutdown_t shutdown_req;
     casgi_server_t *server;
     casgi__list_t node;       /* server->conns */
     casgi__list_t flush_node; /* server->flushes while output waits for the end of the turn */
@@ -31,7 +29,7 @@ struct casgi__conn_s {
 
     casgi__buf_t rbuf;     /* read, not yet consumed by the protocol */
     casgi__buf_t wbuf;     /* output gathered this turn */
-    casgi__buf_t inflight; /* owned by write_req while `writing` */
+    casgi__buf_t inflight; /* owned by the uv_write_t while `writing` */
 
     unsigned reading : 1;
     unsigned writing : 1;

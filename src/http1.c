@@ -20,6 +20,9 @@ typedef struct field_s {
     size_t value_off, value_len;
 } field_t;
 
+/* Same size, so the offsets recorded while parsing become the scope's headers in place. */
+_Static_assert(sizeof(field_t) == sizeof(casgi_header_t), "field_t doubles as casgi_header_t");
+
 typedef struct http1_s {
     casgi__conn_t *conn; /* NULL once the connection closed */
     casgi_server_t *server;
@@ -30,10 +33,8 @@ typedef struct http1_s {
 
     /* request head: every string of the scope lives in `head`, reused across keep-alive requests */
     casgi__buf_t head;
-    field_t *fields;
-    size_t num_fields, cap_fields;
-    casgi_header_t *headers;
-    size_t cap_headers;
+    casgi__buf_t fields; /* field_t while parsing, turned in place into the casgi_header_t array */
+    size_t num_fields;
     size_t url_off, url_len;
     size_t head_size;
     const char *error_why;
@@ -208,15 +209,38 @@ static int out(http1_t *h, const void *data, size_t len)
 
 /* ---- lifetime --------------------------------------------------------------------------- */
 
+/* Makes room in a request buffer, taking a pool block when it has none. */
+static int scratch_reserve(http1_t *h, casgi__buf_t *b, size_t len)
+{
+    return casgi__buf_reserve_pooled(&h->server->pool, b, len);
+}
+
+static int head_append(http1_t *h, const char *at, size_t len)
+{
+    if (scratch_reserve(h, &h->head, len))
+        return -1;
+    memcpy(h->head.base + h->head.len, at, len);
+    h->head.len += len;
+    return 0;
+}
+
+/* Between requests a connection holds no request memory: the blocks go back to the pool. */
+static void release_scratch(http1_t *h)
+{
+    casgi__buf_t *bufs[] = {&h->head, &h->fields, &h->body};
+    for (size_t i = 0; i < ARRAY_SIZE(bufs); i++) {
+        casgi__buf_clear(bufs[i]);
+        casgi__buf_release(&h->server->pool, bufs[i]);
+    }
+    h->num_fields = 0;
+}
+
 static void unref(http1_t *h)
 {
     if (--h->refs > 0)
         return;
     casgi__server_cancel(h->server, &h->task);
-    casgi__buf_free(&h->head);
-    casgi__buf_free(&h->body);
-    free(h->fields);
-    free(h->headers);
+    release_scratch(h);
     free(h);
 }
 
@@ -323,7 +347,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
         h->error_status = 414;
         return -1;
     }
-    if (grow_head(h, len) || casgi__buf_append(&h->head, at, len))
+    if (grow_head(h, len) || head_append(h, at, len))
         return -1;
     return 0;
 }
@@ -333,26 +357,21 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     http1_t *h = p->data;
     if (h->head_done)
         return 0; /* ASGI has no request trailers; the scope's strings must not move */
-    field_t *f = h->num_fields ? &h->fields[h->num_fields - 1] : NULL;
+    field_t *f = h->num_fields ? (field_t *)h->fields.base + h->num_fields - 1 : NULL;
     if (!h->in_field_name) {
         h->in_field_name = 1;
         /* a new field starts: 4 more bytes of ": " and CRLF count toward the limit */
         if (grow_head(h, 4))
             return -1;
-        if (h->num_fields == h->cap_fields) {
-            size_t cap = h->cap_fields ? h->cap_fields * 2 : 16;
-            field_t *fields = realloc(h->fields, cap * sizeof(*fields));
-            if (fields == NULL)
-                return -1;
-            h->fields = fields;
-            h->cap_fields = cap;
-        }
-        f = &h->fields[h->num_fields++];
+        if (scratch_reserve(h, &h->fields, sizeof(field_t)))
+            return -1;
+        f = (field_t *)h->fields.base + h->num_fields++;
+        h->fields.len += sizeof(field_t);
         f->name_off = h->head.len;
         f->name_len = 0;
         f->value_off = f->value_len = 0;
     }
-    if (grow_head(h, len) || casgi__buf_append(&h->head, at, len))
+    if (grow_head(h, len) || head_append(h, at, len))
         return -1;
     f->name_len += len;
     return 0;
@@ -370,7 +389,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     http1_t *h = p->data;
     if (h->head_done)
         return 0;
-    field_t *f = &h->fields[h->num_fields - 1];
+    field_t *f = (field_t *)h->fields.base + h->num_fields - 1;
     if (f->value_len == 0) {
         f->value_off = h->head.len;
     } else if (at != h->value_end && at != h->exec_data) {
@@ -381,7 +400,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         return -1;
     }
     h->value_end = at + len;
-    if (grow_head(h, len) || casgi__buf_append(&h->head, at, len))
+    if (grow_head(h, len) || head_append(h, at, len))
         return -1;
     f->value_len += len;
     return 0;
@@ -395,15 +414,8 @@ static int build_scope(http1_t *h)
     llhttp_t *p = &h->parser;
 
     /* Room for the decoded path, so the pointers taken below stay put. */
-    if (casgi__buf_reserve(&h->head, h->url_len + 1))
+    if (scratch_reserve(h, &h->head, h->url_len + 1))
         return -1;
-    if (h->num_fields > h->cap_headers) {
-        casgi_header_t *headers = realloc(h->headers, h->num_fields * sizeof(*headers));
-        if (headers == NULL)
-            return -1;
-        h->headers = headers;
-        h->cap_headers = h->num_fields;
-    }
 
     casgi_scope_t *scope = &h->call.scope;
     char *base = h->head.base;
@@ -411,21 +423,21 @@ static int build_scope(http1_t *h)
     uint64_t declared_length = 0;
     int has_length = 0;
     for (size_t i = 0; i < h->num_fields; i++) {
-        field_t *f = &h->fields[i];
-        casgi_header_t *hd = &h->headers[i];
-        hd->name = (casgi_bytes_t){base + f->name_off, f->name_len};
+        field_t f = ((field_t *)h->fields.base)[i]; /* copied: hd overwrites it in place */
+        casgi_header_t *hd = (casgi_header_t *)h->fields.base + i;
+        hd->name = (casgi_bytes_t){base + f.name_off, f.name_len};
         /* llhttp lets "Name :" and "Bad Name:" through; RFC 9112 5.1 says 400 */
         if (!casgi__headers_valid_name(hd->name)) {
             h->error_status = 400;
             h->error_why = "invalid header name";
             return -1;
         }
-        casgi__headers_lower(base + f->name_off, f->name_len);
-        size_t vlen = f->value_len;
-        while (vlen > 0 && (base[f->value_off + vlen - 1] == ' ' ||
-                            base[f->value_off + vlen - 1] == '\t'))
+        casgi__headers_lower(base + f.name_off, f.name_len);
+        size_t vlen = f.value_len;
+        while (vlen > 0 && (base[f.value_off + vlen - 1] == ' ' ||
+                            base[f.value_off + vlen - 1] == '\t'))
             vlen--; /* trailing OWS is not part of the value (RFC 9110 5.5) */
-        hd->value = (casgi_bytes_t){vlen ? base + f->value_off : base, vlen};
+        hd->value = (casgi_bytes_t){vlen ? base + f.value_off : base, vlen};
         if (CASGI_NAME_IS(hd->name, "host"))
             hosts++;
         else if (CASGI_NAME_IS(hd->name, "expect"))
@@ -469,7 +481,7 @@ static int build_scope(http1_t *h)
     scope->path.len = casgi__scope_percent_decode(scope->raw_path, decoded);
     h->head.len += scope->path.len;
     scope->root_path = (casgi_bytes_t){server->root_path, strlen(server->root_path)};
-    scope->headers = h->headers;
+    scope->headers = (const casgi_header_t *)h->fields.base;
     scope->num_headers = h->num_fields;
     scope->client = conn->client;
     scope->server = conn->local;
@@ -507,6 +519,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
     /* Nobody will read it once the app is gone or the response is out: drop it. */
     if (!h->call_live || h->call.disconnected || h->call.response == CASGI__RESPONSE_COMPLETE)
         return 0;
+    if (scratch_reserve(h, &h->body, len))
+        return -1;
     return casgi__buf_append(&h->body, at, len) ? -1 : 0;
 }
 
@@ -825,6 +839,7 @@ static void finish_request(http1_t *h)
 {
     h->message_complete = 0;
     h->response_done = 0;
+    release_scratch(h);
     if (!h->keep_alive || h->will_close || h->shutting_down) {
         casgi__conn_close_after_flush(h->conn);
         h->broken = 1;

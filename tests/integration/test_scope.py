@@ -3,6 +3,7 @@ raw_path, query_string, root_path, headers (lower-cased, raw values, order and d
 client and server addresses over TCP and a Unix socket, state from lifespan, extensions."""
 
 import os
+import shutil
 import socket
 import tempfile
 import unittest
@@ -138,6 +139,7 @@ class NoLifespanState(ServerTestCase):
 class UnixSocket(ServerTestCase):
     def test_unix_socket_scope(self):
         d = tempfile.mkdtemp(prefix="casgi-uds-")
+        self.addCleanup(shutil.rmtree, d, True)
         path = os.path.join(d, "casgi.sock")
 
         def ready(srv):
