@@ -414,7 +414,8 @@ static int build_scope(http1_t *h)
     llhttp_t *p = &h->parser;
 
     /* Room for the decoded path, so the pointers taken below stay put. */
-    if (scratch_reserve(h, &h->head, h->url_len + 1))
+    size_t root_len = strlen(server->root_path);
+    if (scratch_reserve(h, &h->head, h->url_len + 2 * root_len + 1))
         return -1;
 
     casgi_scope_t *scope = &h->call.scope;
@@ -477,10 +478,20 @@ static int build_scope(http1_t *h)
     casgi_bytes_t target = {base + h->url_off, h->url_len};
     casgi__scope_split_target(target, &scope->raw_path, &scope->query_string);
     char *decoded = base + h->head.len;
+    /* ASGI (and Uvicorn since 0.26): path and raw_path include root_path, which a proxy that
+     * mounts the app under a prefix has stripped from the request. */
+    memcpy(decoded, server->root_path, root_len);
     scope->path.base = decoded;
-    scope->path.len = casgi__scope_percent_decode(scope->raw_path, decoded);
+    scope->path.len = root_len + casgi__scope_percent_decode(scope->raw_path, decoded + root_len);
     h->head.len += scope->path.len;
-    scope->root_path = (casgi_bytes_t){server->root_path, strlen(server->root_path)};
+    if (root_len > 0) {
+        char *raw = base + h->head.len;
+        memcpy(raw, server->root_path, root_len);
+        memcpy(raw + root_len, scope->raw_path.base, scope->raw_path.len);
+        scope->raw_path = (casgi_bytes_t){raw, root_len + scope->raw_path.len};
+        h->head.len += scope->raw_path.len;
+    }
+    scope->root_path = (casgi_bytes_t){server->root_path, root_len};
     scope->headers = (const casgi_header_t *)h->fields.base;
     scope->num_headers = h->num_fields;
     scope->client = conn->client;
