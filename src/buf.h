@@ -15,8 +15,14 @@ typedef struct casgi__buf_s {
     size_t cap;
 } casgi__buf_t;
 
-static inline size_t casgi__buf_size(const casgi__buf_t *b) { return b->len - b->off; }
-static inline char *casgi__buf_data(const casgi__buf_t *b) { return b->base + b->off; }
+static inline size_t casgi__buf_size(const casgi__buf_t *b)
+{
+    return b->len - b->off;
+}
+static inline char *casgi__buf_data(const casgi__buf_t *b)
+{
+    return b->base + b->off;
+}
 
 /*
  * A free list of equal blocks for connection buffers. An idle connection gives its buffers back,
@@ -45,7 +51,10 @@ int casgi__buf_append(casgi__buf_t *b, const void *data, size_t len);
 /* Drops `n` bytes from the front. */
 void casgi__buf_consume(casgi__buf_t *b, size_t n);
 /* Empties the buffer, keeping its memory. */
-static inline void casgi__buf_clear(casgi__buf_t *b) { b->off = b->len = 0; }
+static inline void casgi__buf_clear(casgi__buf_t *b)
+{
+    b->off = b->len = 0;
+}
 /* Releases the memory; the buffer is empty and reusable afterwards. */
 void casgi__buf_free(casgi__buf_t *b);
 

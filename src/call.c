@@ -73,8 +73,7 @@ static int check_http_order(const casgi_call_t *call, const casgi_event_t *ev)
         if (call->response != CASGI__RESPONSE_TRAILERS)
             return CASGI_ESTATE;
         return casgi__headers_validate(ev->trailers.headers, ev->trailers.num_headers);
-    default:
-        return CASGI_EEVENT;
+    default: return CASGI_EEVENT;
     }
 }
 
@@ -88,15 +87,14 @@ static void advance_http(casgi_call_t *call, const casgi_event_t *ev)
         break;
     case CASGI_EVENT_HTTP_RESPONSE_BODY:
         if (!ev->body.more_body)
-            call->response = call->trailers_announced ? CASGI__RESPONSE_TRAILERS
-                                                      : CASGI__RESPONSE_COMPLETE;
+            call->response =
+                call->trailers_announced ? CASGI__RESPONSE_TRAILERS : CASGI__RESPONSE_COMPLETE;
         break;
     case CASGI_EVENT_HTTP_RESPONSE_TRAILERS:
         if (!ev->trailers.more_trailers)
             call->response = CASGI__RESPONSE_COMPLETE;
         break;
-    default:
-        break;
+    default: break;
     }
 }
 
@@ -173,10 +171,22 @@ int casgi_call_end(casgi_call_t *call, int error)
     return 0;
 }
 
-void *casgi_call_get_data(const casgi_call_t *call) { return call->user_data; }
-void casgi_call_set_data(casgi_call_t *call, void *data) { call->user_data = data; }
-uv_loop_t *casgi_call_get_loop(const casgi_call_t *call) { return call->server->loop; }
-void casgi_call_set_state(casgi_call_t *call, void *state) { call->server->state = state; }
+void *casgi_call_get_data(const casgi_call_t *call)
+{
+    return call->user_data;
+}
+void casgi_call_set_data(casgi_call_t *call, void *data)
+{
+    call->user_data = data;
+}
+uv_loop_t *casgi_call_get_loop(const casgi_call_t *call)
+{
+    return call->server->loop;
+}
+void casgi_call_set_state(casgi_call_t *call, void *state)
+{
+    call->server->state = state;
+}
 
 const char *casgi_event_type_name(casgi_event_type_t type)
 {

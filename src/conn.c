@@ -17,8 +17,7 @@ int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out)
     conn->server = server;
     casgi__list_init(&conn->node);
     casgi__list_init(&conn->flush_node);
-    int err = is_pipe ? uv_pipe_init(server->loop, &conn->io.pipe, 0)
-                      : uv_tcp_init(server->loop, &conn->io.tcp);
+    int err = casgi__stream_init(server->loop, &conn->io, is_pipe);
     if (err) {
         free(conn);
         return err;

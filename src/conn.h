@@ -13,12 +13,7 @@
  * callback that came from the connection.
  */
 struct casgi__conn_s {
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } io;
+    casgi__stream_t io;
     uv_timer_t timer;
     casgi_server_t *server;
     casgi__list_t node;       /* server->conns */
@@ -34,7 +29,7 @@ struct casgi__conn_s {
     unsigned reading : 1;
     unsigned writing : 1;
     unsigned closing : 1;
-    unsigned lingering : 1;    /* output done, FIN sent, discarding input until EOF or timeout */
+    unsigned lingering : 1; /* output done, FIN sent, discarding input until EOF or timeout */
     unsigned close_after_flush : 1;
     unsigned flush_queued : 1;
     unsigned handles_open : 2;
@@ -53,7 +48,8 @@ struct casgi__conn_s {
 int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out);
 /* For a connection whose accept failed: closes the handles and frees it. */
 void casgi__conn_discard(casgi__conn_t *conn);
-/* Fills client/local addresses (TCP) or the Unix form (path, -1), then registers with the server. */
+/* Fills client/local addresses (TCP) or the Unix form (path, -1), then registers with the server.
+ */
 void casgi__conn_accepted(casgi__conn_t *conn, const char *unix_path);
 void casgi__conn_set_proto(casgi__conn_t *conn, const casgi__proto_t *proto, void *data);
 
@@ -76,7 +72,10 @@ void casgi__conn_flush(casgi__conn_t *conn);
  * timeout, not once per request.
  */
 void casgi__conn_set_deadline(casgi__conn_t *conn, uint64_t ms);
-static inline void casgi__conn_clear_deadline(casgi__conn_t *conn) { conn->deadline = 0; }
+static inline void casgi__conn_clear_deadline(casgi__conn_t *conn)
+{
+    conn->deadline = 0;
+}
 /* Makes room at the end of wbuf (a pool block first). 0 or CASGI_ENOMEM. */
 int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra);
 

@@ -12,12 +12,10 @@ const char *casgi_strerror(int err)
 {
     switch (err) {
 #define CASGI_ERRNO_MESSAGE(name, value, message)                                                  \
-    case CASGI_E##name:                                                                            \
-        return message;
+    case CASGI_E##name: return message;
         CASGI_ERRNO_MAP(CASGI_ERRNO_MESSAGE)
 #undef CASGI_ERRNO_MESSAGE
-    case 0:
-        return "success";
+    case 0: return "success";
     }
     if (err < 0 && uv_knows(err))
         return uv_strerror(err); /* negative codes outside our band are libuv's */
@@ -28,12 +26,10 @@ const char *casgi_err_name(int err)
 {
     switch (err) {
 #define CASGI_ERRNO_NAME(name, value, message)                                                     \
-    case CASGI_E##name:                                                                            \
-        return "CASGI_E" #name;
+    case CASGI_E##name: return "CASGI_E" #name;
         CASGI_ERRNO_MAP(CASGI_ERRNO_NAME)
 #undef CASGI_ERRNO_NAME
-    case 0:
-        return "OK";
+    case 0: return "OK";
     }
     if (err < 0 && uv_knows(err))
         return uv_err_name(err);

@@ -2,8 +2,8 @@
  * HTTP/1.x: llhttp turns bytes into a request, the call carries it to the app, and this file turns
  * the app's events back into bytes. All progress happens in run(): it is called after a read, after
  * a write drained, and from the server's task queue, and it loops until nothing moves. The app is
- * never called from inside llhttp_execute(): the parser pauses at the end of the head and at the end
- * of the message, and run() dispatches outside it.
+ * never called from inside llhttp_execute(): the parser pauses at the end of the head and at the
+ * end of the message, and run() dispatches outside it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +38,7 @@ typedef struct http1_s {
     size_t url_off, url_len;
     size_t head_size;
     const char *error_why;
-    int error_status; /* set by a parser callback that refuses the request */
+    int error_status;      /* set by a parser callback that refuses the request */
     const char *exec_data; /* what llhttp_execute() was given, to tell a fold from a split */
     const char *value_end;
     uint64_t request_start;
@@ -156,7 +156,8 @@ size_t casgi__http1_status_line(int status, char *out)
     switch (status) {
 #define LINE(code, reason)                                                                         \
     case code:                                                                                     \
-        memcpy(out, "HTTP/1.1 " #code " " reason "\r\n", sizeof("HTTP/1.1 " #code " " reason "\r\n") - 1); \
+        memcpy(out, "HTTP/1.1 " #code " " reason "\r\n",                                           \
+               sizeof("HTTP/1.1 " #code " " reason "\r\n") - 1);                                   \
         return sizeof("HTTP/1.1 " #code " " reason "\r\n") - 1;
         LINE(200, "OK")
         LINE(204, "No Content")
@@ -244,9 +245,15 @@ static void unref(http1_t *h)
     free(h);
 }
 
-static void on_task(casgi__task_t *task) { run(container_of(task, http1_t, task)); }
+static void on_task(casgi__task_t *task)
+{
+    run(container_of(task, http1_t, task));
+}
 
-static void wake(http1_t *h) { casgi__server_defer(h->server, &h->task); }
+static void wake(http1_t *h)
+{
+    casgi__server_defer(h->server, &h->task);
+}
 
 /* ---- error responses -------------------------------------------------------------------- */
 
@@ -262,8 +269,8 @@ static void respond_error(http1_t *h, int status, const char *why)
     if (status == 503)
         CASGI_LOG(&server->log, CASGI_LOG_WARNING, "Exceeded concurrency limit.");
     else
-        CASGI_LOG(&server->log, CASGI_LOG_WARNING, "Invalid HTTP request received (%d): %s",
-                  status, why);
+        CASGI_LOG(&server->log, CASGI_LOG_WARNING, "Invalid HTTP request received (%d): %s", status,
+                  why);
     if (h->conn == NULL)
         return;
     if (h->call_live) {
@@ -312,6 +319,12 @@ static int grow_head(http1_t *h, size_t len)
     return 0;
 }
 
+/* Counts head bytes against the limit and copies them into the request's arena. */
+static int take_head(http1_t *h, const char *at, size_t len)
+{
+    return grow_head(h, len) || head_append(h, at, len) ? -1 : 0;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
     http1_t *h = p->data;
@@ -347,7 +360,7 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
         h->error_status = 414;
         return -1;
     }
-    if (grow_head(h, len) || head_append(h, at, len))
+    if (take_head(h, at, len))
         return -1;
     return 0;
 }
@@ -371,7 +384,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         f->name_len = 0;
         f->value_off = f->value_len = 0;
     }
-    if (grow_head(h, len) || head_append(h, at, len))
+    if (take_head(h, at, len))
         return -1;
     f->name_len += len;
     return 0;
@@ -400,7 +413,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         return -1;
     }
     h->value_end = at + len;
-    if (grow_head(h, len) || head_append(h, at, len))
+    if (take_head(h, at, len))
         return -1;
     f->value_len += len;
     return 0;
@@ -435,8 +448,8 @@ static int build_scope(http1_t *h)
         }
         casgi__headers_lower(base + f.name_off, f.name_len);
         size_t vlen = f.value_len;
-        while (vlen > 0 && (base[f.value_off + vlen - 1] == ' ' ||
-                            base[f.value_off + vlen - 1] == '\t'))
+        while (vlen > 0 &&
+               (base[f.value_off + vlen - 1] == ' ' || base[f.value_off + vlen - 1] == '\t'))
             vlen--; /* trailing OWS is not part of the value (RFC 9110 5.5) */
         hd->value = (casgi_bytes_t){vlen ? base + f.value_off : base, vlen};
         if (CASGI_NAME_IS(hd->name, "host"))
@@ -568,9 +581,8 @@ static void access_log(http1_t *h)
     if (s->client.host)
         snprintf(client, sizeof(client), "%s:%d", s->client.host, s->client.port);
     casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s - \"%.*s %.*s HTTP/%s\" %d %.3fms",
-                     client, (int)s->method.len,
-                     s->method.base, (int)h->url_len, h->head.base + h->url_off, s->http_version,
-                     h->call.status, ms);
+                     client, (int)s->method.len, s->method.base, (int)h->url_len,
+                     h->head.base + h->url_off, s->http_version, h->call.status, ms);
 }
 
 static void response_done(http1_t *h)
@@ -755,21 +767,19 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
             h->conn->wbuf.len = mark; /* nothing of a refused head reaches the wire */
         break;
     }
-    case CASGI_EVENT_HTTP_RESPONSE_BODY:
-        err = write_body(h, ev);
-        break;
-    case CASGI_EVENT_HTTP_RESPONSE_TRAILERS:
-        err = write_trailers(h, ev);
-        break;
-    default:
-        return CASGI_EEVENT;
+    case CASGI_EVENT_HTTP_RESPONSE_BODY: err = write_body(h, ev); break;
+    case CASGI_EVENT_HTTP_RESPONSE_TRAILERS: err = write_trailers(h, ev); break;
+    default: return CASGI_EEVENT;
     }
     if (h->conn != NULL)
         casgi__conn_flush_later(h->conn);
     return err;
 }
 
-static void call_wake(casgi_call_t *call) { wake(container_of(call, http1_t, call)); }
+static void call_wake(casgi_call_t *call)
+{
+    wake(container_of(call, http1_t, call));
+}
 
 static void call_abort(casgi_call_t *call)
 {
@@ -884,8 +894,7 @@ static int parse(http1_t *h)
     llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
     size_t consumed = len;
     switch (err) {
-    case HPE_OK:
-        break;
+    case HPE_OK: break;
     case HPE_PAUSED:
         consumed = (size_t)(llhttp_get_error_pos(&h->parser) - data);
         llhttp_resume(&h->parser);
@@ -909,8 +918,7 @@ static int can_parse(const http1_t *h)
 {
     const casgi__conn_t *conn = h->conn;
     return conn != NULL && !conn->closing && !conn->lingering && !conn->close_after_flush &&
-           !h->broken && !h->dispatch && !h->message_complete &&
-           casgi__buf_size(&conn->rbuf) > 0 &&
+           !h->broken && !h->dispatch && !h->message_complete && casgi__buf_size(&conn->rbuf) > 0 &&
            casgi__buf_size(&h->body) < h->server->cfg.high_water_mark;
 }
 
@@ -960,7 +968,10 @@ static void run(http1_t *h)
 
 /* ---- connection events ------------------------------------------------------------------ */
 
-static void on_read(casgi__conn_t *conn) { run(conn->proto_data); }
+static void on_read(casgi__conn_t *conn)
+{
+    run(conn->proto_data);
+}
 
 static void on_drain(casgi__conn_t *conn)
 {

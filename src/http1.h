@@ -3,7 +3,8 @@
 
 #include "conn.h"
 
-/* Serves a freshly accepted connection with HTTP/1.x. 0 or CASGI_ENOMEM (then the caller closes). */
+/* Serves a freshly accepted connection with HTTP/1.x. 0 or CASGI_ENOMEM (then the caller closes).
+ */
 int casgi__http1_attach(casgi__conn_t *conn);
 
 /* "HTTP/1.1 200 OK\r\n" and the like into `out` (room for 64 bytes); returns the length. */

@@ -21,8 +21,14 @@ typedef struct casgi__list_s {
     struct casgi__list_s *next, *prev;
 } casgi__list_t;
 
-static inline void casgi__list_init(casgi__list_t *head) { head->next = head->prev = head; }
-static inline int casgi__list_empty(const casgi__list_t *head) { return head->next == head; }
+static inline void casgi__list_init(casgi__list_t *head)
+{
+    head->next = head->prev = head;
+}
+static inline int casgi__list_empty(const casgi__list_t *head)
+{
+    return head->next == head;
+}
 static inline void casgi__list_insert_tail(casgi__list_t *head, casgi__list_t *node)
 {
     node->prev = head->prev;
@@ -35,6 +41,19 @@ static inline void casgi__list_remove(casgi__list_t *node)
     node->prev->next = node->next;
     node->next->prev = node->prev;
     node->next = node->prev = node;
+}
+
+/* The socket of a listener or a connection: TCP or a Unix domain socket. */
+typedef union casgi__stream_u {
+    uv_handle_t handle;
+    uv_stream_t stream;
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+} casgi__stream_t;
+
+static inline int casgi__stream_init(uv_loop_t *loop, casgi__stream_t *s, int is_pipe)
+{
+    return is_pipe ? uv_pipe_init(loop, &s->pipe, 0) : uv_tcp_init(loop, &s->tcp);
 }
 
 #endif

@@ -25,7 +25,10 @@ struct casgi__lifespan_s {
     report_t shutdown;
 };
 
-static void wake(casgi__lifespan_t *ls) { casgi__server_defer(ls->server, &ls->task); }
+static void wake(casgi__lifespan_t *ls)
+{
+    casgi__server_defer(ls->server, &ls->task);
+}
 
 static void report(casgi__lifespan_t *ls, report_t *r, int status, casgi_bytes_t message)
 {
@@ -68,8 +71,7 @@ static void on_task(casgi__task_t *task)
             casgi__call_deliver(&ls->call, &(casgi_event_t){.type = CASGI_EVENT_LIFESPAN_STARTUP});
         } else if (ls->call.recv_cb && ls->shutdown_requested && !ls->shutdown_delivered) {
             ls->shutdown_delivered = 1;
-            casgi__call_deliver(&ls->call,
-                                &(casgi_event_t){.type = CASGI_EVENT_LIFESPAN_SHUTDOWN});
+            casgi__call_deliver(&ls->call, &(casgi_event_t){.type = CASGI_EVENT_LIFESPAN_SHUTDOWN});
         } else if (ls->call.send_cb) {
             casgi__call_send_done(&ls->call, 0);
         } else if (ls->startup.pending) {
@@ -77,8 +79,7 @@ static void on_task(casgi__task_t *task)
             casgi__server_startup_done(server, ls->startup.status, ls->startup.message);
         } else if (ls->shutdown.pending) {
             ls->shutdown.pending = 0;
-            casgi__server_lifespan_shutdown_done(server, ls->shutdown.status,
-                                                 ls->shutdown.message);
+            casgi__server_lifespan_shutdown_done(server, ls->shutdown.status, ls->shutdown.message);
         } else {
             break;
         }
@@ -107,14 +108,19 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
         else
             answer_shutdown(ls, CASGI_ESHUTDOWN, ev->failed.message);
         return 0;
-    default:
-        return CASGI_EEVENT;
+    default: return CASGI_EEVENT;
     }
 }
 
-static void call_wake(casgi_call_t *call) { wake(container_of(call, casgi__lifespan_t, call)); }
+static void call_wake(casgi_call_t *call)
+{
+    wake(container_of(call, casgi__lifespan_t, call));
+}
 
-static void call_abort(casgi_call_t *call) { (void)call; }
+static void call_abort(casgi_call_t *call)
+{
+    (void)call;
+}
 
 static void call_end(casgi_call_t *call, int error)
 {

@@ -112,8 +112,7 @@ static casgi__listener_t *listener_alloc(casgi_server_t *server, int is_pipe)
     l->server = server;
     l->is_pipe = is_pipe;
     casgi__list_init(&l->node);
-    int err = is_pipe ? uv_pipe_init(server->loop, &l->io.pipe, 0)
-                      : uv_tcp_init(server->loop, &l->io.tcp);
+    int err = casgi__stream_init(server->loop, &l->io, is_pipe);
     if (err) {
         free(l);
         return NULL;

@@ -7,15 +7,10 @@
 typedef struct casgi__listener_s {
     casgi__list_t node; /* server->listeners */
     casgi_server_t *server;
-    union {
-        uv_handle_t handle;
-        uv_stream_t stream;
-        uv_tcp_t tcp;
-        uv_pipe_t pipe;
-    } io;
+    casgi__stream_t io;
     int is_pipe;
-    int port;     /* TCP only */
-    char *path;   /* Unix socket path, owned */
+    int port;   /* TCP only */
+    char *path; /* Unix socket path, owned */
     int unlink_on_close;
     unsigned pending : 1; /* a connection arrived before the server ran */
     unsigned closing : 1;

@@ -4,8 +4,7 @@
 
 #include "log.h"
 
-static const char *const level_names[] = {"TRACE",   "DEBUG", "INFO",
-                                          "WARNING", "ERROR", "CRITICAL"};
+static const char *const level_names[] = {"TRACE", "DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"};
 
 const char *casgi_log_level_name(casgi_log_level_t level)
 {

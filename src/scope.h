@@ -8,8 +8,7 @@
  * target ("http://host/p?q") yields its path ("/p"); an authority-form target (CONNECT) yields
  * an empty path.
  */
-void casgi__scope_split_target(casgi_bytes_t target, casgi_bytes_t *raw_path,
-                               casgi_bytes_t *query);
+void casgi__scope_split_target(casgi_bytes_t target, casgi_bytes_t *raw_path, casgi_bytes_t *query);
 /*
  * Percent-decodes `src` into `dst` (which has room for src.len bytes) and returns the decoded
  * length. Malformed escapes are kept as they are, as Uvicorn's unquote does.

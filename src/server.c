@@ -61,8 +61,14 @@ static void run_pending(casgi_server_t *server)
     uv_unref((uv_handle_t *)&server->prepare);
 }
 
-static void on_prepare(uv_prepare_t *handle) { run_pending(handle->data); }
-static void on_check(uv_check_t *handle) { run_pending(handle->data); }
+static void on_prepare(uv_prepare_t *handle)
+{
+    run_pending(handle->data);
+}
+static void on_check(uv_check_t *handle)
+{
+    run_pending(handle->data);
+}
 
 /* ---- creation ----------------------------------------------------------------------------- */
 
@@ -250,7 +256,10 @@ void casgi__server_conn_closed(casgi_server_t *server, casgi__conn_t *conn)
     check_drained(server);
 }
 
-void casgi__server_call_started(casgi_server_t *server) { server->num_calls++; }
+void casgi__server_call_started(casgi_server_t *server)
+{
+    server->num_calls++;
+}
 
 static void server_release(casgi_server_t *server);
 
@@ -415,11 +424,8 @@ int casgi_server_shutdown_force(casgi_server_t *server)
         close_all_conns(server);
         check_drained(server);
         return 0;
-    case CASGI__SERVER_LIFESPAN_SHUTDOWN:
-        close_handles(server);
-        return 0;
-    default:
-        return CASGI_ESTATE;
+    case CASGI__SERVER_LIFESPAN_SHUTDOWN: close_handles(server); return 0;
+    default: return CASGI_ESTATE;
     }
 }
 

@@ -24,9 +24,9 @@ typedef enum {
     CASGI__SERVER_NEW = 0,
     CASGI__SERVER_STARTING,
     CASGI__SERVER_RUNNING,
-    CASGI__SERVER_STOPPING,  /* draining connections and calls */
+    CASGI__SERVER_STOPPING, /* draining connections and calls */
     CASGI__SERVER_LIFESPAN_SHUTDOWN,
-    CASGI__SERVER_CLOSING,   /* closing its own handles */
+    CASGI__SERVER_CLOSING, /* closing its own handles */
     CASGI__SERVER_CLOSED,
 } casgi__server_state_t;
 
@@ -39,7 +39,7 @@ struct casgi_server_s {
     casgi__logger_t log;
     casgi__date_t date;
     casgi__pool_t pool; /* connection buffers */
-    void *state; /* ASGI lifespan state shared into every scope */
+    void *state;        /* ASGI lifespan state shared into every scope */
 
     casgi__server_state_t phase;
     casgi__list_t listeners;

@@ -3,7 +3,10 @@
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
-unsigned casgi_version(void) { return CASGI_VERSION_HEX; }
+unsigned casgi_version(void)
+{
+    return CASGI_VERSION_HEX;
+}
 
 const char *casgi_version_string(void)
 {

@@ -67,13 +67,13 @@ typedef struct casgi_scope_s {
     const char *spec_version; /* "2.5" (http), "2.0" (lifespan) */
 
     /* http and websocket scopes only; zero/NULL in a lifespan scope */
-    const char *http_version; /* "1.0", "1.1" (and "2" later) */
-    casgi_bytes_t method;     /* upper-case, e.g. "GET" */
-    const char *scheme;       /* "http" (or "https", "ws", "wss" later) */
-    casgi_bytes_t path;       /* root_path + the percent-decoded request path (Uvicorn >= 0.26) */
-    casgi_bytes_t raw_path;   /* root_path + the path exactly as sent, without the query */
+    const char *http_version;   /* "1.0", "1.1" (and "2" later) */
+    casgi_bytes_t method;       /* upper-case, e.g. "GET" */
+    const char *scheme;         /* "http" (or "https", "ws", "wss" later) */
+    casgi_bytes_t path;         /* root_path + the percent-decoded request path (Uvicorn >= 0.26) */
+    casgi_bytes_t raw_path;     /* root_path + the path exactly as sent, without the query */
     casgi_bytes_t query_string; /* without the "?", not decoded */
-    casgi_bytes_t root_path;  /* from casgi_config_t.root_path; empty by default */
+    casgi_bytes_t root_path;    /* from casgi_config_t.root_path; empty by default */
     const casgi_header_t *headers;
     size_t num_headers;
     casgi_addr_t client;

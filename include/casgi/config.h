@@ -8,9 +8,10 @@
 #include "log.h"
 
 typedef enum {
-    CASGI_LIFESPAN_AUTO = 0, /* run it; an app that fails before answering startup is not an error */
-    CASGI_LIFESPAN_ON,       /* run it; any failure is fatal to start-up */
-    CASGI_LIFESPAN_OFF,      /* never call the app with a lifespan scope */
+    CASGI_LIFESPAN_AUTO =
+        0,              /* run it; an app that fails before answering startup is not an error */
+    CASGI_LIFESPAN_ON,  /* run it; any failure is fatal to start-up */
+    CASGI_LIFESPAN_OFF, /* never call the app with a lifespan scope */
 } casgi_lifespan_mode_t;
 
 typedef struct casgi_server_s casgi_server_t;
@@ -39,8 +40,8 @@ typedef struct casgi_config_s {
     void *log_data;
 
     /* timeouts */
-    uint64_t timeout_keep_alive;         /* idle keep-alive connections; default 5000 */
-    uint64_t timeout_request_header;     /* deadline for a complete request head; default 10000 */
+    uint64_t timeout_keep_alive;     /* idle keep-alive connections; default 5000 */
+    uint64_t timeout_request_header; /* deadline for a complete request head; default 10000 */
     /* How long shutdown lets open connections finish before closing them; 0 = forever. The apps
      * then see http.disconnect, and shutdown still waits for them to end their calls. Default 0. */
     uint64_t timeout_graceful_shutdown;
@@ -48,21 +49,21 @@ typedef struct casgi_config_s {
     /* limits */
     /* Checked when a request head completes: more open connections than this, or this many calls
      * running, and the request gets a 503 (Uvicorn's rule). Connections are always accepted. */
-    unsigned limit_concurrency;   /* default 0 */
-    uint64_t limit_max_requests;  /* limit_cb fires once after this many requests; default 0 */
+    unsigned limit_concurrency;  /* default 0 */
+    uint64_t limit_max_requests; /* limit_cb fires once after this many requests; default 0 */
     casgi_limit_cb limit_cb;
     void *limit_data;
-    int backlog;                  /* listen(2) backlog; default 2048 */
-    uint64_t max_body_size;       /* request body bytes, beyond which: 413; default 0 */
-    size_t max_request_head;      /* request line + headers, beyond which: 431; default 65536 */
-    size_t max_url;               /* request target, beyond which: 414; default 8192 */
+    int backlog;             /* listen(2) backlog; default 2048 */
+    uint64_t max_body_size;  /* request body bytes, beyond which: 413; default 0 */
+    size_t max_request_head; /* request line + headers, beyond which: 431; default 65536 */
+    size_t max_url;          /* request target, beyond which: 414; default 8192 */
     /* Per connection: output buffered beyond this holds back send callbacks; request body (and
      * unparsed input) buffered beyond this pauses reading until the app receives. */
-    size_t high_water_mark;       /* default 65536 */
+    size_t high_water_mark; /* default 65536 */
 
     /* response headers */
-    int server_header; /* "server: casgi"; default 1 */
-    int date_header;   /* "date: <IMF-fixdate>", cached per second; default 1 */
+    int server_header;             /* "server: casgi"; default 1 */
+    int date_header;               /* "date: <IMF-fixdate>", cached per second; default 1 */
     const casgi_header_t *headers; /* extra default headers on every response */
     size_t num_headers;
 } casgi_config_t;

@@ -12,7 +12,7 @@
     XX(DISCONNECTED, -1000, "client disconnected")                                                 \
     XX(STATE, -1001, "event not allowed in this state of the call")                                \
     XX(EVENT, -1002, "unknown or malformed event for this scope")                                  \
-    XX(BUSY, -1003, "a receive or send callback is already pending on this call")                                   \
+    XX(BUSY, -1003, "a receive or send callback is already pending on this call")                  \
     XX(CONFIG, -1004, "invalid configuration")                                                     \
     XX(STARTUP, -1005, "lifespan startup failed")                                                  \
     XX(SHUTDOWN, -1006, "lifespan shutdown failed")                                                \

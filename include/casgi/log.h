@@ -23,7 +23,8 @@ typedef void (*casgi_log_fn)(void *data, casgi_log_level_t level, int access, co
 
 /* "TRACE", "DEBUG", ... for a level; "?" for anything else. */
 CASGI_EXTERN const char *casgi_log_level_name(casgi_log_level_t level);
-/* Parses "trace", "debug", "info", "warning", "error", "critical" (any case). 0 or CASGI_ECONFIG. */
+/* Parses "trace", "debug", "info", "warning", "error", "critical" (any case). 0 or CASGI_ECONFIG.
+ */
 CASGI_EXTERN int casgi_log_level_parse(const char *name, casgi_log_level_t *out);
 
 #endif

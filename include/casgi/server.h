@@ -65,9 +65,9 @@ CASGI_EXTERN int casgi_server_start(casgi_server_t *server, casgi_start_cb cb, v
 
 /*
  * Graceful shutdown: stop accepting, close idle connections at once, let in-flight requests finish
- * (up to cfg.timeout_graceful_shutdown, then close them), run lifespan shutdown, close every handle.
- * `cb` runs once, later, after the last handle closed. Returns 0 or CASGI_ESTATE (a shutdown is
- * already under way; use casgi_server_shutdown_force() to cut it short).
+ * (up to cfg.timeout_graceful_shutdown, then close them), run lifespan shutdown, close every
+ * handle. `cb` runs once, later, after the last handle closed. Returns 0 or CASGI_ESTATE (a
+ * shutdown is already under way; use casgi_server_shutdown_force() to cut it short).
  */
 CASGI_EXTERN int casgi_server_shutdown(casgi_server_t *server, casgi_shutdown_cb cb, void *data);
 
