@@ -276,10 +276,6 @@ void casgi__conn_set_deadline(casgi__conn_t *conn, uint64_t ms)
         arm(conn, now, conn->deadline);
 }
 
-int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra)
-{
-    return casgi__buf_reserve_pooled(&conn->server->pool, &conn->wbuf, extra);
-}
 
 /* ---- closing ---------------------------------------------------------------------------- */
 

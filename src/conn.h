@@ -77,7 +77,13 @@ static inline void casgi__conn_clear_deadline(casgi__conn_t *conn)
     conn->deadline = 0;
 }
 /* Makes room at the end of wbuf (a pool block first). 0 or CASGI_ENOMEM. */
-int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra);
+static inline int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra)
+{
+    casgi__buf_t *w = &conn->wbuf;
+    if (CASGI_LIKELY(w->cap - w->len >= extra))
+        return 0;
+    return casgi__buf_reserve_pooled(&conn->server->pool, w, extra);
+}
 
 /* Closes at once; pending output is dropped (an abort). Safe to call more than once. */
 void casgi__conn_close(casgi__conn_t *conn);

@@ -14,6 +14,17 @@ static const unsigned char token_chars[256] = {
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
+int casgi__headers_lower_token(char *s, size_t len)
+{
+    unsigned char ok = len > 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        ok &= token_chars[(unsigned char)c];
+        s[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    }
+    return ok;
+}
+
 int casgi__headers_valid_name(casgi_bytes_t name)
 {
     if (name.len == 0)

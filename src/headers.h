@@ -14,6 +14,8 @@ static inline int casgi__headers_name_is(casgi_bytes_t name, const char *lit, si
 {
     if (name.len != lit_len)
         return 0;
+    if (memcmp(name.base, lit, lit_len) == 0)
+        return 1; /* apps mostly send lower-case names: one compare, no per-byte folding */
     for (size_t i = 0; i < lit_len; i++) {
         char c = name.base[i];
         if ((c >= 'A' && c <= 'Z' ? (char)(c + 32) : c) != lit[i])
@@ -22,6 +24,8 @@ static inline int casgi__headers_name_is(casgi_bytes_t name, const char *lit, si
     return 1;
 }
 #define CASGI_NAME_IS(name, lit) casgi__headers_name_is((name), (lit), sizeof(lit) - 1)
+/* Lower-cases a token in place; 0 (and a partly lowered name) when a byte is not a tchar. */
+int casgi__headers_lower_token(char *s, size_t len);
 /* Lower-cases ASCII in place. */
 void casgi__headers_lower(char *s, size_t len);
 /* 1 when the comma-separated value contains `token` (case-insensitive), e.g. "close". */

@@ -198,12 +198,14 @@ static int out(http1_t *h, const void *data, size_t len)
 {
     if (h->conn == NULL)
         return CASGI_EDISCONNECTED;
-    if (casgi__conn_reserve_output(h->conn, len) != 0 ||
-        casgi__buf_append(&h->conn->wbuf, data, len) != 0) {
+    if (casgi__conn_reserve_output(h->conn, len) != 0) {
         CASGI_LOG(&h->server->log, CASGI_LOG_ERROR, "out of memory writing a response");
         casgi__conn_close(h->conn);
         return CASGI_ENOMEM;
     }
+    casgi__buf_t *w = &h->conn->wbuf;
+    memcpy(w->base + w->len, data, len);
+    w->len += len;
     return 0;
 }
 #define OUT_LIT(h, lit) out((h), (lit), sizeof(lit) - 1)
@@ -211,8 +213,10 @@ static int out(http1_t *h, const void *data, size_t len)
 /* ---- lifetime --------------------------------------------------------------------------- */
 
 /* Makes room in a request buffer, taking a pool block when it has none. */
-static int scratch_reserve(http1_t *h, casgi__buf_t *b, size_t len)
+static inline int scratch_reserve(http1_t *h, casgi__buf_t *b, size_t len)
 {
+    if (CASGI_LIKELY(b->cap - b->len >= len))
+        return 0;
     return casgi__buf_reserve_pooled(&h->server->pool, b, len);
 }
 
@@ -441,12 +445,11 @@ static int build_scope(http1_t *h)
         casgi_header_t *hd = (casgi_header_t *)h->fields.base + i;
         hd->name = (casgi_bytes_t){base + f.name_off, f.name_len};
         /* llhttp lets "Name :" and "Bad Name:" through; RFC 9112 5.1 says 400 */
-        if (!casgi__headers_valid_name(hd->name)) {
+        if (!casgi__headers_lower_token(base + f.name_off, f.name_len)) {
             h->error_status = 400;
             h->error_why = "invalid header name";
             return -1;
         }
-        casgi__headers_lower(base + f.name_off, f.name_len);
         size_t vlen = f.value_len;
         while (vlen > 0 &&
                (base[f.value_off + vlen - 1] == ' ' || base[f.value_off + vlen - 1] == '\t'))
@@ -603,6 +606,7 @@ static int write_head(http1_t *h, const casgi_event_t *ev)
     int status = ev->start.status;
     int has_date = 0, has_server = 0, has_length = 0, app_close = 0;
     uint64_t content_length = 0;
+    uint64_t framing = 0; /* bit i: headers[i] is framing, decided by us (first 64 headers) */
     /* status line, server, date, framing, connection and the final CRLF fit in this */
     size_t size = 64 + 16 + 40 + 48 + 28 + 2;
 
@@ -610,19 +614,34 @@ static int write_head(http1_t *h, const casgi_event_t *ev)
     for (size_t i = 0; i < n; i++) {
         casgi_bytes_t name = headers[i].name, value = headers[i].value;
         size += name.len + value.len + 4;
-        if (CASGI_NAME_IS(name, "content-length")) {
-            uint64_t len;
-            if (casgi__headers_parse_length(value, &len) != 0 ||
-                (has_length && len != content_length))
-                return CASGI_EHEADER;
-            has_length = 1;
-            content_length = len;
-        } else if (CASGI_NAME_IS(name, "connection")) {
-            app_close |= casgi__headers_has_token(value, "close", 5);
-        } else if (CASGI_NAME_IS(name, "date")) {
-            has_date = 1;
-        } else if (CASGI_NAME_IS(name, "server")) {
-            has_server = 1;
+        switch (name.len) { /* the length rules out most names before any byte compare */
+        case 14:
+            if (CASGI_NAME_IS(name, "content-length")) {
+                uint64_t len;
+                if (casgi__headers_parse_length(value, &len) != 0 ||
+                    (has_length && len != content_length))
+                    return CASGI_EHEADER;
+                has_length = 1;
+                content_length = len;
+                framing |= i < 64 ? 1ull << i : 0;
+            }
+            break;
+        case 17:
+            if (CASGI_NAME_IS(name, "transfer-encoding"))
+                framing |= i < 64 ? 1ull << i : 0;
+            break;
+        case 10:
+            if (CASGI_NAME_IS(name, "connection")) {
+                app_close |= casgi__headers_has_token(value, "close", 5);
+                framing |= i < 64 ? 1ull << i : 0;
+            }
+            break;
+        case 4:
+            has_date |= CASGI_NAME_IS(name, "date");
+            break;
+        case 6:
+            has_server |= CASGI_NAME_IS(name, "server");
+            break;
         }
     }
 
@@ -668,9 +687,11 @@ static int write_head(http1_t *h, const casgi_event_t *ev)
         p = put_header(p, &server->default_headers[i]);
     for (size_t i = 0; i < n; i++) {
         casgi_bytes_t name = headers[i].name;
-        /* framing is ours to decide */
-        if (!(CASGI_NAME_IS(name, "content-length") || CASGI_NAME_IS(name, "transfer-encoding") ||
-              CASGI_NAME_IS(name, "connection")))
+        int ours = i < 64 ? (int)(framing >> i & 1)
+                          : CASGI_NAME_IS(name, "content-length") ||
+                                CASGI_NAME_IS(name, "transfer-encoding") ||
+                                CASGI_NAME_IS(name, "connection");
+        if (!ours) /* framing is ours to decide */
             p = put_header(p, &headers[i]);
     }
     if (h->has_length) {
