@@ -1,5 +1,6 @@
 /*
- * embed: casgi inside a program that owns its event loop (the reference for docs/embedding.md).
+ * embed: casgi inside a program that owns its event loop (the reference for the embedding section
+ * of docs/api.md).
  *
  *   embed [PORT [SECONDS]]   listen on 127.0.0.1:PORT (default 0: any free port), answer
  *                            "embedded\n", and shut down gracefully after SECONDS or on SIGINT
@@ -100,14 +101,15 @@ static void on_start(casgi_server_t *server, int status, const char *message, vo
 {
     (void)server;
     (void)message;
-    if (status != 0)
-        stop(data); /* even a failed start needs a shutdown to release the listener */
+    /* Even a failed start needs a shutdown to release the listener; CASGI_ECANCELED means a
+     * shutdown already began (and a second stop() would force it). */
+    if (status != 0 && status != CASGI_ECANCELED)
+        stop(data);
 }
 
 int main(int argc, char **argv)
 {
-    /* server.h does not say whether casgi_server_new() copies *app: keep it for the whole run. */
-    static const casgi_app_t app = {.entry = on_request};
+    const casgi_app_t app = {.entry = on_request}; /* casgi_server_new() copies it */
     embed_t e = {.server = NULL};
     casgi_config_t cfg;
     int port = argc > 1 ? atoi(argv[1]) : 0;

@@ -22,7 +22,10 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 /* A casgi_bytes_t initialiser for static data, where CASGI_BYTES's compound literal is not one. */
-#define LIT(s) {(s), sizeof(s) - 1}
+#define LIT(s)                                                                                     \
+    {                                                                                              \
+        (s), sizeof(s) - 1                                                                         \
+    }
 #define IS(bytes, lit) equals((bytes), (lit), sizeof(lit) - 1)
 
 static const char hello_body[] = "Hello, World!";
@@ -331,18 +334,25 @@ static void hello_entry(casgi_call_t *call, const casgi_scope_t *scope, void *ap
         return;
     }
 
+    /* Routes are relative to the mount point: path carries root_path (ASGI). */
+    casgi_bytes_t path = scope->path;
+    if (path.len >= scope->root_path.len &&
+        memcmp(path.base, scope->root_path.base, scope->root_path.len) == 0) {
+        path.base += scope->root_path.len;
+        path.len -= scope->root_path.len;
+    }
     get = IS(scope->method, "GET") || IS(scope->method, "HEAD");
-    if (get && IS(scope->path, "/"))
+    if (get && IS(path, "/"))
         end(call, respond(call, 200, hello_headers, ARRAY_SIZE(hello_headers), hello_body,
                           sizeof(hello_body) - 1));
-    else if (get && IS(scope->path, "/json"))
+    else if (get && IS(path, "/json"))
         end(call, respond(call, 200, json_headers, ARRAY_SIZE(json_headers), json_body,
                           sizeof(json_body) - 1));
-    else if (get && IS(scope->path, "/stream"))
+    else if (get && IS(path, "/stream"))
         stream_start(call);
-    else if (get && IS(scope->path, "/slow"))
+    else if (get && IS(path, "/slow"))
         slow_start(call);
-    else if (IS(scope->method, "POST") && IS(scope->path, "/echo"))
+    else if (IS(scope->method, "POST") && IS(path, "/echo"))
         echo_start(call);
     else
         end(call, respond(call, 404, not_found_headers, ARRAY_SIZE(not_found_headers),

@@ -638,12 +638,8 @@ static int write_head(http1_t *h, const casgi_event_t *ev)
                 framing |= i < 64 ? 1ull << i : 0;
             }
             break;
-        case 4:
-            has_date |= CASGI_NAME_IS(name, "date");
-            break;
-        case 6:
-            has_server |= CASGI_NAME_IS(name, "server");
-            break;
+        case 4: has_date |= CASGI_NAME_IS(name, "date"); break;
+        case 6: has_server |= CASGI_NAME_IS(name, "server"); break;
         }
     }
 
@@ -1027,10 +1023,13 @@ static void on_shutdown(casgi__conn_t *conn)
 {
     http1_t *h = conn->proto_data;
     h->shutting_down = 1;
-    int idle = !h->call_live && !h->dispatch && !h->message_complete &&
-               casgi__buf_size(&conn->rbuf) == 0 && !conn->writing &&
-               casgi__buf_size(&conn->wbuf) == 0;
-    if (idle)
+    int between_requests = !h->call_live && !h->dispatch && !h->message_complete &&
+                           !h->in_request && casgi__buf_size(&conn->rbuf) == 0;
+    if (!between_requests)
+        return; /* the request in progress finishes first, then the connection closes */
+    if (casgi__conn_buffered(conn) > 0)
+        casgi__conn_close_after_flush(conn); /* the last response is still on its way out */
+    else
         casgi__conn_close(conn);
 }
 

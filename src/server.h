@@ -48,7 +48,7 @@ struct casgi_server_s {
     casgi__list_t flushes;
     uv_prepare_t prepare;
     uv_check_t check;
-    uv_timer_t timer; /* deferred start, graceful-shutdown deadline */
+    uv_timer_t timer; /* the graceful-shutdown deadline */
     unsigned handles_open;
 
     uint64_t num_conns;

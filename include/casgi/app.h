@@ -17,8 +17,8 @@
  *
  * Callback promise (libuv's): when a function that takes a callback returns an error, the callback
  * never runs. When it returns 0, the callback runs exactly once, and never from inside the function
- * that registered it. The one exception is casgi_call_end(), which completes any receive or send
- * still pending with CASGI_ECANCELED before it returns.
+ * that registered it. casgi_call_end() completes any receive or send still pending with
+ * CASGI_ECANCELED before it returns (and casgi_server_shutdown() does so for a pending start).
  *
  * Everything happens on the loop's thread; none of these functions is thread-safe.
  */
@@ -53,7 +53,8 @@ typedef void (*casgi_send_cb)(casgi_call_t *call, int status, void *data);
  * response is already complete, as in Uvicorn). On HTTP/1.1 with "Expect: 100-continue", the first
  * receive that finds no body yet, before the response started, sends the "100 Continue".
  *
- * Returns 0 or CASGI_EBUSY (a receive is already pending). After casgi_call_end() the call pointer
+ * Returns 0, CASGI_EBUSY (a receive is already pending) or CASGI_ESTATE (NULL call or callback, or
+ * an ended call that is still allocated). After casgi_call_end() the call pointer
  * is invalid: the server may reuse the memory for the connection's next request.
  */
 CASGI_EXTERN int casgi_receive(casgi_call_t *call, casgi_receive_cb cb, void *data);
@@ -67,7 +68,8 @@ CASGI_EXTERN int casgi_receive(casgi_call_t *call, casgi_receive_cb cb, void *da
  * callback is still pending and this send has one too). CASGI_ELENGTH when the body disagrees
  * with the declared Content-Length (more bytes, or a final event leaving it short): the
  * connection is then aborted, because the response can no longer be completed correctly.
- * CASGI_EDISCONNECTED when the client has already left (ASGI's OSError). CASGI_ENOMEM.
+ * CASGI_EDISCONNECTED when the client has already left (ASGI's OSError), or when the server itself
+ * answered the request (a 413 or a 400 for a bad body). CASGI_ENOMEM.
  *
  * `cb` may be NULL: then nothing is called back, and the app gets no backpressure signal. When not
  * NULL it runs once the server's buffer for this call is below its high-water mark again.
@@ -81,8 +83,9 @@ CASGI_EXTERN int casgi_send(casgi_call_t *call, const casgi_event_t *event, casg
  * place: an http call whose response has not started gets a 500; one whose response started but
  * did not complete is aborted (the connection is closed, so the client never takes a truncated body
  * for a complete one). Pending receive/send callbacks complete with CASGI_ECANCELED before this
- * returns. Returns 0. The call pointer is invalid afterwards; a second end is undefined (it may hit
- * the connection's next call), though a still-allocated ended call answers CASGI_ESTATE.
+ * returns. Returns 0 (CASGI_ESTATE for NULL). The call pointer is invalid afterwards; a second end
+ * is undefined (it may hit the connection's next call), though a still-allocated ended call answers
+ * CASGI_ESTATE.
  */
 CASGI_EXTERN int casgi_call_end(casgi_call_t *call, int error);
 

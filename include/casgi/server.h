@@ -47,7 +47,8 @@ CASGI_EXTERN int casgi_server_listen_tcp(casgi_server_t *server, const char *hos
 CASGI_EXTERN int casgi_server_listen_unix(casgi_server_t *server, const char *path);
 /*
  * Listens on an inherited, already bound socket (TCP or Unix). On success the server owns the fd
- * and closes it at shutdown; on UV_EBADF (not a socket) it stays the caller's. Returns 0,
+ * and closes it at shutdown. On failure it stays the caller's, except when listen(2) itself
+ * failed after the handle adopted it (then it is closed). Returns 0,
  * CASGI_ESTATE, CASGI_ENOMEM or a libuv code.
  */
 CASGI_EXTERN int casgi_server_listen_fd(casgi_server_t *server, int fd);
@@ -64,6 +65,8 @@ CASGI_EXTERN int casgi_server_get_port(const casgi_server_t *server, unsigned in
 CASGI_EXTERN int casgi_server_start(casgi_server_t *server, casgi_start_cb cb, void *data);
 
 /*
+ * If casgi_server_start() has not reported yet, its callback runs first, inside this call, with
+ * CASGI_ECANCELED.
  * Graceful shutdown: stop accepting, close idle connections at once, let in-flight requests finish
  * (up to cfg.timeout_graceful_shutdown, then close them), run lifespan shutdown, close every
  * handle. `cb` runs once, later, after the last handle closed. Returns 0 or CASGI_ESTATE (a
@@ -72,8 +75,9 @@ CASGI_EXTERN int casgi_server_start(casgi_server_t *server, casgi_start_cb cb, v
 CASGI_EXTERN int casgi_server_shutdown(casgi_server_t *server, casgi_shutdown_cb cb, void *data);
 
 /*
- * Cuts a graceful shutdown short. While connections drain: closes every connection now (apps still
- * holding calls see http.disconnect, and the shutdown waits for them to end their calls). During
+ * Cuts a graceful shutdown short. While connections drain: closes every connection now and stops
+ * waiting for the app: calls it still holds see http.disconnect and become orphans, which keep
+ * the server's memory (not its handles) until they end (see casgi_server_free()). During
  * lifespan shutdown: stops waiting for the app and closes the server's handles. Returns 0 or
  * CASGI_ESTATE (no shutdown under way).
  */
@@ -81,7 +85,9 @@ CASGI_EXTERN int casgi_server_shutdown_force(casgi_server_t *server);
 
 /*
  * Frees the server. Call it only after the shutdown callback ran: casgi_server_shutdown() works in
- * every state (also after a failed listen or a failed start) and is what closes the handles.
+ * every state (also after a failed listen or a failed start) and is what closes the handles. When
+ * a forced shutdown left calls the app still holds, the memory is released when the last of them
+ * ends; their pending callbacks then only complete through casgi_call_end() (CASGI_ECANCELED).
  */
 CASGI_EXTERN void casgi_server_free(casgi_server_t *server);
 
