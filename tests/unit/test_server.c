@@ -599,6 +599,23 @@ static void test_server_start_without_listeners_still_calls_back(void **state)
     assert_int_equal(c->start_status, 0);
 }
 
+/* A shutdown that comes before the start was reported still completes the start, exactly once. */
+static void test_server_shutdown_before_start_reported_cancels_the_start(void **state)
+{
+    ctx_t *c = *state;
+    new_server(c, CASGI_LIFESPAN_OFF);
+    assert_int_equal(casgi_server_listen_tcp(c->server, "127.0.0.1", 0), 0);
+    assert_int_equal(casgi_server_start(c->server, on_start_count, c), 0);
+    assert_int_equal(c->start_cbs, 0);
+    shutdown_server(c);
+    assert_int_equal(c->start_cbs, 1);
+    assert_int_equal(c->start_status, CASGI_ECANCELED);
+    run_loop(c);
+    assert_int_equal(c->start_cbs, 1); /* the queued start did not report a second time */
+    assert_int_equal(c->shutdown_cbs, 1);
+    assert_int_equal(c->shutdown_status, 0);
+}
+
 static void on_start_then_get_twice(casgi_server_t *server, int status, const char *message,
                                     void *data)
 {
@@ -709,6 +726,7 @@ int main(void)
         T(test_server_shutdown_without_listen_or_start_completes),
         T(test_server_startup_failure_reports_the_apps_message),
         T(test_server_start_without_listeners_still_calls_back),
+        T(test_server_shutdown_before_start_reported_cancels_the_start),
         T(test_server_stats_count_requests_and_connections),
         T(test_server_leaves_the_embedders_timer_running),
     };
