@@ -22,10 +22,8 @@ int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out)
         free(conn);
         return err;
     }
-    uv_timer_init(server->loop, &conn->timer); /* cannot fail */
     conn->io.handle.data = conn;
-    conn->timer.data = conn;
-    conn->handles_open = 2;
+    casgi__list_init(&conn->deadline_node);
     conn->scheme = "http";
     *out = conn;
     return 0;
@@ -33,15 +31,12 @@ int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out)
 
 static void on_discarded(uv_handle_t *handle)
 {
-    casgi__conn_t *conn = handle->data;
-    if (--conn->handles_open == 0)
-        free(conn);
+    free(handle->data);
 }
 
 void casgi__conn_discard(casgi__conn_t *conn)
 {
     uv_close(&conn->io.handle, on_discarded);
-    uv_close((uv_handle_t *)&conn->timer, on_discarded);
 }
 
 static void format_addr(const struct sockaddr_storage *ss, char *host, size_t size, int *port)
@@ -236,46 +231,84 @@ void casgi__conn_flush_later(casgi__conn_t *conn)
     casgi__list_insert_tail(&conn->server->flushes, &conn->flush_node);
 }
 
-/* ---- timer ------------------------------------------------------------------------------ */
+/* ---- deadlines -------------------------------------------------------------------------- */
 
-static void arm(casgi__conn_t *conn, uint64_t now, uint64_t due);
+static void on_deadline_timer(uv_timer_t *timer);
 
-static void on_timer(uv_timer_t *timer)
+static void arm(casgi_server_t *server, uint64_t now, uint64_t due)
 {
-    casgi__conn_t *conn = timer->data;
-    conn->timer_due = 0;
-    if (conn->lingering) {
-        casgi__conn_close(conn);
-        return;
-    }
-    if (conn->deadline == 0)
-        return; /* cleared since: stay quiet until a new deadline is set */
-    uint64_t now = uv_now(conn->server->loop);
-    if (now < conn->deadline) {
-        arm(conn, now, conn->deadline); /* moved later since the timer was set */
-        return;
-    }
-    conn->deadline = 0;
-    if (conn->proto && conn->proto->on_timeout)
-        conn->proto->on_timeout(conn);
+    server->deadline_due = due;
+    uv_timer_start(&server->deadline_timer, on_deadline_timer, due > now ? due - now : 0, 0);
 }
 
-static void arm(casgi__conn_t *conn, uint64_t now, uint64_t due)
+static casgi__deadlines_t *deadlines_for(casgi_server_t *server, uint64_t ms)
 {
-    conn->timer_due = due;
-    uv_timer_start(&conn->timer, on_timer, due - now, 0);
+    for (unsigned i = 0; i < server->num_deadline_lists; i++)
+        if (server->deadlines[i].ms == ms)
+            return &server->deadlines[i];
+    /* A handful of durations exist (keep-alive, request head, linger); the table is sized so. */
+    CASGI_ASSERT(server->num_deadline_lists < CASGI__DEADLINE_LISTS);
+    if (server->num_deadline_lists == CASGI__DEADLINE_LISTS)
+        return NULL;
+    casgi__deadlines_t *d = &server->deadlines[server->num_deadline_lists++];
+    d->ms = ms;
+    casgi__list_init(&d->conns);
+    return d;
 }
 
 void casgi__conn_set_deadline(casgi__conn_t *conn, uint64_t ms)
 {
+    casgi_server_t *server = conn->server;
     if (conn->closing)
         return;
-    uint64_t now = uv_now(conn->server->loop);
+    casgi__deadlines_t *d = deadlines_for(server, ms);
+    if (d == NULL)
+        return;
+    uint64_t now = uv_now(server->loop);
+    casgi__list_remove(&conn->deadline_node);
+    casgi__list_insert_tail(&d->conns, &conn->deadline_node);
     conn->deadline = now + ms;
-    if (conn->timer_due == 0 || conn->timer_due > conn->deadline)
-        arm(conn, now, conn->deadline);
+    if (server->deadline_due == 0 || server->deadline_due > conn->deadline)
+        arm(server, now, conn->deadline);
 }
 
+void casgi__conn_clear_deadline(casgi__conn_t *conn)
+{
+    conn->deadline = 0;
+    casgi__list_remove(&conn->deadline_node);
+}
+
+static void expire(casgi__conn_t *conn)
+{
+    casgi__conn_clear_deadline(conn);
+    if (conn->lingering)
+        casgi__conn_close(conn);
+    else if (conn->proto && conn->proto->on_timeout)
+        conn->proto->on_timeout(conn);
+}
+
+/* Fires every connection whose deadline passed, then waits for the earliest one left. */
+static void on_deadline_timer(uv_timer_t *timer)
+{
+    casgi_server_t *server = timer->data;
+    uint64_t now = uv_now(server->loop);
+    uint64_t next = 0;
+    server->deadline_due = 0;
+    for (unsigned i = 0; i < server->num_deadline_lists; i++) {
+        casgi__list_t *head = &server->deadlines[i].conns;
+        while (!casgi__list_empty(head)) {
+            casgi__conn_t *conn = container_of(head->next, casgi__conn_t, deadline_node);
+            if (conn->deadline > now) {
+                if (next == 0 || conn->deadline < next)
+                    next = conn->deadline;
+                break;
+            }
+            expire(conn); /* it leaves the list; a deadline it sets anew lies in the future */
+        }
+    }
+    if (next != 0 && (server->deadline_due == 0 || server->deadline_due > next))
+        arm(server, now, next);
+}
 
 /* ---- closing ---------------------------------------------------------------------------- */
 
@@ -303,7 +336,7 @@ static void start_linger(casgi__conn_t *conn)
     /* Keep reading so unread request bytes do not turn our close into a reset that destroys the
      * response before the client read it. */
     casgi__conn_read_start(conn);
-    arm(conn, uv_now(conn->server->loop), uv_now(conn->server->loop) + LINGER_MS);
+    casgi__conn_set_deadline(conn, LINGER_MS);
 }
 
 void casgi__conn_close_after_flush(casgi__conn_t *conn)
@@ -317,8 +350,6 @@ void casgi__conn_close_after_flush(casgi__conn_t *conn)
 static void on_handle_closed(uv_handle_t *handle)
 {
     casgi__conn_t *conn = handle->data;
-    if (--conn->handles_open > 0)
-        return;
     casgi_server_t *server = conn->server;
     casgi__buf_t *bufs[] = {&conn->rbuf, &conn->wbuf, &conn->inflight};
     for (size_t i = 0; i < ARRAY_SIZE(bufs); i++) {
@@ -344,6 +375,6 @@ void casgi__conn_close(casgi__conn_t *conn)
     if (proto && proto->on_close)
         proto->on_close(conn);
     conn->proto_data = NULL;
+    casgi__conn_clear_deadline(conn);
     uv_close(&conn->io.handle, on_handle_closed);
-    uv_close((uv_handle_t *)&conn->timer, on_handle_closed);
 }

@@ -8,13 +8,12 @@
 #include "server.h"
 
 /*
- * One accepted socket: its handle, the input buffer, the output buffers, one timer, and the
- * close sequence. Memory is released after both handles closed (libuv's rule), never inside a
+ * One accepted socket: its handle, the input buffer, the output buffers, one deadline, and the
+ * close sequence. Memory is released after the handle closed (libuv's rule), never inside a
  * callback that came from the connection.
  */
 struct casgi__conn_s {
     casgi__stream_t io;
-    uv_timer_t timer;
     casgi_server_t *server;
     casgi__list_t node;       /* server->conns */
     casgi__list_t flush_node; /* server->flushes while output waits for the end of the turn */
@@ -32,9 +31,8 @@ struct casgi__conn_s {
     unsigned lingering : 1; /* output done, FIN sent, discarding input until EOF or timeout */
     unsigned close_after_flush : 1;
     unsigned flush_queued : 1;
-    unsigned handles_open : 2;
-    uint64_t deadline;  /* loop time at which on_timeout fires; 0 = none */
-    uint64_t timer_due; /* loop time the uv timer is set for; 0 = not running */
+    uint64_t deadline;           /* loop time at which on_timeout fires; 0 = none */
+    casgi__list_t deadline_node; /* in the server's list for this deadline's duration */
 
     /* scope addresses, formatted once per connection */
     casgi_addr_t client;
@@ -67,15 +65,12 @@ void casgi__conn_flush_later(casgi__conn_t *conn);
 void casgi__conn_flush(casgi__conn_t *conn);
 
 /*
- * The protocol's one deadline per connection. Setting it is a field write unless the timer must
- * fire sooner than it is set for: a keep-alive connection re-arms the uv timer about once per
- * timeout, not once per request.
+ * The protocol's one deadline per connection: on_timeout fires `ms` from now unless the deadline
+ * is set again or cleared first. One server timer serves every connection (see
+ * casgi__deadlines_t); an idle connection carries a list node, not a uv_timer_t.
  */
 void casgi__conn_set_deadline(casgi__conn_t *conn, uint64_t ms);
-static inline void casgi__conn_clear_deadline(casgi__conn_t *conn)
-{
-    conn->deadline = 0;
-}
+void casgi__conn_clear_deadline(casgi__conn_t *conn);
 /* Makes room at the end of wbuf (a pool block first). 0 or CASGI_ENOMEM. */
 static inline int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra)
 {

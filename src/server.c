@@ -146,14 +146,17 @@ int casgi_server_new(uv_loop_t *loop, const casgi_config_t *cfg, const casgi_app
     uv_prepare_init(loop, &server->prepare);
     uv_check_init(loop, &server->check);
     uv_timer_init(loop, &server->timer);
+    uv_timer_init(loop, &server->deadline_timer);
     server->prepare.data = server->check.data = server->timer.data = server;
+    server->deadline_timer.data = server;
     uv_prepare_start(&server->prepare, on_prepare);
     uv_check_start(&server->check, on_check);
     /* The queue alone must not keep the embedder's loop alive; sockets and timers do that. */
     uv_unref((uv_handle_t *)&server->prepare);
     uv_unref((uv_handle_t *)&server->check);
     uv_unref((uv_handle_t *)&server->timer);
-    server->handles_open = 3;
+    uv_unref((uv_handle_t *)&server->deadline_timer); /* the connections keep the loop alive */
+    server->handles_open = 4;
     *out = server;
     return 0;
 }
@@ -339,6 +342,7 @@ static void close_handles(casgi_server_t *server)
     uv_close((uv_handle_t *)&server->prepare, on_server_handle_closed);
     uv_close((uv_handle_t *)&server->check, on_server_handle_closed);
     uv_close((uv_handle_t *)&server->timer, on_server_handle_closed);
+    uv_close((uv_handle_t *)&server->deadline_timer, on_server_handle_closed);
 }
 
 static void check_drained(casgi_server_t *server)

@@ -18,6 +18,17 @@ typedef struct casgi__task_s {
 } casgi__task_t;
 
 typedef struct casgi__lifespan_s casgi__lifespan_t;
+
+/*
+ * Connection deadlines of one duration. Each is set at "now + ms" with the same ms and now never
+ * goes back, so appending keeps the list sorted: a FIFO serves as the priority queue, and setting
+ * a deadline is two pointer moves instead of a timer-heap update per request.
+ */
+#define CASGI__DEADLINE_LISTS 4
+typedef struct casgi__deadlines_s {
+    uint64_t ms;
+    casgi__list_t conns; /* by casgi__conn_t.deadline_node, earliest first */
+} casgi__deadlines_t;
 typedef struct casgi__conn_s casgi__conn_t;
 
 typedef enum {
@@ -48,7 +59,11 @@ struct casgi_server_s {
     casgi__list_t flushes;
     uv_prepare_t prepare;
     uv_check_t check;
-    uv_timer_t timer; /* the graceful-shutdown deadline */
+    uv_timer_t timer;          /* the graceful-shutdown deadline */
+    uv_timer_t deadline_timer; /* the earliest connection deadline */
+    uint64_t deadline_due;     /* loop time deadline_timer is set for; 0 = not running */
+    casgi__deadlines_t deadlines[CASGI__DEADLINE_LISTS];
+    unsigned num_deadline_lists;
     unsigned handles_open;
 
     uint64_t num_conns;
