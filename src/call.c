@@ -202,6 +202,14 @@ const char *casgi_event_type_name(casgi_event_type_t type)
     case CASGI_EVENT_LIFESPAN_STARTUP_FAILED: return "lifespan.startup.failed";
     case CASGI_EVENT_LIFESPAN_SHUTDOWN_COMPLETE: return "lifespan.shutdown.complete";
     case CASGI_EVENT_LIFESPAN_SHUTDOWN_FAILED: return "lifespan.shutdown.failed";
+    case CASGI_EVENT_WEBSOCKET_CONNECT: return "websocket.connect";
+    case CASGI_EVENT_WEBSOCKET_RECEIVE: return "websocket.receive";
+    case CASGI_EVENT_WEBSOCKET_DISCONNECT: return "websocket.disconnect";
+    case CASGI_EVENT_WEBSOCKET_ACCEPT: return "websocket.accept";
+    case CASGI_EVENT_WEBSOCKET_SEND: return "websocket.send";
+    case CASGI_EVENT_WEBSOCKET_CLOSE: return "websocket.close";
+    case CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_START: return "websocket.http.response.start";
+    case CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_BODY: return "websocket.http.response.body";
     }
     return "?";
 }

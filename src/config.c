@@ -15,6 +15,15 @@ void casgi_config_init(casgi_config_t *cfg)
     cfg->max_request_head = 65536;
     cfg->max_url = 8192;
     cfg->high_water_mark = 65536;
+    cfg->ws = 1;
+    cfg->ws_max_size = 16 * 1024 * 1024;
+    cfg->ws_max_queue = 32;
+    cfg->ws_ping_interval = 20000;
+    cfg->ws_ping_timeout = 20000;
+    cfg->ws_per_message_deflate = 1;
+    cfg->ws_deflate_window_bits = 15;
+    cfg->ws_deflate_mem_level = 8;
+    cfg->ws_deflate_threshold = 64;
     cfg->server_header = 1;
     cfg->date_header = 1;
 }
@@ -40,6 +49,12 @@ int casgi_config_validate(const casgi_config_t *cfg, const char **why)
         reason = "timeout_keep_alive must be positive";
     else if (cfg->timeout_request_header == 0)
         reason = "timeout_request_header must be positive";
+    else if (cfg->ws_max_size < 1 || cfg->ws_max_queue < 1)
+        reason = "ws_max_size and ws_max_queue must be positive";
+    else if (cfg->ws_deflate_window_bits < 9 || cfg->ws_deflate_window_bits > 15)
+        reason = "ws_deflate_window_bits must be between 9 and 15";
+    else if (cfg->ws_deflate_mem_level < 1 || cfg->ws_deflate_mem_level > 9)
+        reason = "ws_deflate_mem_level must be between 1 and 9";
     else if (cfg->root_path != NULL && cfg->root_path[0] != '\0' && cfg->root_path[0] != '/')
         reason = "root_path must be empty or start with '/'";
     else if (casgi__headers_validate(cfg->headers, cfg->num_headers) != 0)

@@ -14,6 +14,7 @@
 #include "headers.h"
 #include "http1.h"
 #include "scope.h"
+#include "websocket.h"
 
 typedef struct field_s {
     size_t name_off, name_len;
@@ -61,6 +62,7 @@ typedef struct http1_s {
     unsigned broken : 1; /* an error response is going out; parse nothing more */
     unsigned in_field_name : 1;
     unsigned head_done : 1; /* later header callbacks are chunked trailers: dropped */
+    unsigned ws_upgrade : 1; /* the head asks for a WebSocket: websocket.c takes the connection */
     unsigned response_started : 1;
 
     /* response */
@@ -345,6 +347,7 @@ static int on_message_begin(llhttp_t *p)
     h->in_request = 1;
     h->in_field_name = 0;
     h->head_done = 0;
+    h->ws_upgrade = 0;
     h->response_started = 0;
     h->message_complete = h->final_delivered = 0;
     h->expect_continue = h->continue_sent = 0;
@@ -527,8 +530,13 @@ static int on_headers_complete(llhttp_t *p)
     casgi__conn_clear_deadline(h->conn);
     if (build_scope(h) != 0)
         return -1;
-    h->dispatch = 1;
     h->head_done = 1;
+    if (h->server->cfg.ws && casgi__websocket_is_upgrade(&h->call.scope)) {
+        /* no body; llhttp_execute() returns HPE_PAUSED_UPGRADE right after the head */
+        h->ws_upgrade = 1;
+        return 2;
+    }
+    h->dispatch = 1;
     /* The app is called from run(), outside the parser. A request without a body runs on to
      * on_message_complete, which pauses; one with a body pauses here, so the app starts before
      * the body arrives and streams it. */
@@ -557,6 +565,8 @@ static int on_message_complete(llhttp_t *p)
 {
     http1_t *h = p->data;
     h->in_request = 0;
+    if (h->ws_upgrade)
+        return 0; /* the upgrade pause follows */
     h->message_complete = 1;
     /* One request at a time: pipelined bytes wait in rbuf until this call is over. */
     return HPE_PAUSED;
@@ -888,6 +898,26 @@ static void finish_request(http1_t *h)
     casgi__conn_set_deadline(h->conn, h->server->cfg.timeout_keep_alive);
 }
 
+/*
+ * Hands the connection to websocket.c, with whatever the client sent after the head still in
+ * rbuf. This http1 state lets go of the connection for good.
+ */
+static void upgrade_to_websocket(http1_t *h)
+{
+    casgi__conn_t *conn = h->conn;
+    if (casgi__server_over_limit(h->server)) {
+        respond_error(h, 503, "");
+        return;
+    }
+    casgi__conn_read_stop(conn);
+    if (casgi__websocket_takeover(conn, &h->call.scope) != 0) {
+        respond_error(h, 500, "out of memory");
+        return;
+    }
+    h->conn = NULL;
+    unref(h); /* the connection's reference: conn->proto is websocket.c's now */
+}
+
 static const char *parse_error_reason(http1_t *h, llhttp_errno_t err)
 {
     if (h->error_why)
@@ -919,8 +949,13 @@ static int parse(http1_t *h)
         llhttp_resume(&h->parser);
         break;
     case HPE_PAUSED_UPGRADE:
-        /* No protocol to switch to yet: the request is served as plain HTTP. */
         consumed = (size_t)(llhttp_get_error_pos(&h->parser) - data);
+        if (h->ws_upgrade) {
+            casgi__buf_consume(&conn->rbuf, consumed);
+            upgrade_to_websocket(h);
+            return 1;
+        }
+        /* An upgrade we do not speak (h2c for now): the request is served as plain HTTP. */
         llhttp_resume_after_upgrade(&h->parser);
         break;
     default: {

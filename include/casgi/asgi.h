@@ -55,6 +55,9 @@ enum {
     /* ASGI "http.response.trailers": the app may set `trailers` in http.response.start and then
      * send http.response.trailers. Over HTTP/1.1 they go out as chunked trailers. */
     CASGI_EXT_HTTP_RESPONSE_TRAILERS = 1u << 0,
+    /* ASGI "websocket.http.response": before accepting, the app may answer the handshake with
+     * any HTTP response (websocket.http.response.start / .body) instead of a plain 403. */
+    CASGI_EXT_WEBSOCKET_HTTP_RESPONSE = 1u << 1,
 };
 
 /*
@@ -69,7 +72,7 @@ typedef struct casgi_scope_s {
     /* http and websocket scopes only; zero/NULL in a lifespan scope */
     const char *http_version;   /* "1.0", "1.1" (and "2" later) */
     casgi_bytes_t method;       /* upper-case, e.g. "GET" */
-    const char *scheme;         /* "http" (or "https", "ws", "wss" later) */
+    const char *scheme;         /* "http" or "ws" ("https", "wss" with TLS later) */
     casgi_bytes_t path;         /* root_path + the percent-decoded request path (Uvicorn >= 0.26) */
     casgi_bytes_t raw_path;     /* root_path + the path exactly as sent, without the query */
     casgi_bytes_t query_string; /* without the "?", not decoded */
@@ -78,6 +81,10 @@ typedef struct casgi_scope_s {
     size_t num_headers;
     casgi_addr_t client;
     casgi_addr_t server;
+
+    /* websocket scopes only: the offered Sec-WebSocket-Protocol values, in order */
+    const casgi_bytes_t *subprotocols;
+    size_t num_subprotocols;
 
     /* all scopes */
     void *state;         /* the server's shared state pointer (see casgi_call_set_state) */
@@ -100,6 +107,16 @@ typedef enum {
     CASGI_EVENT_LIFESPAN_STARTUP_FAILED,
     CASGI_EVENT_LIFESPAN_SHUTDOWN_COMPLETE,
     CASGI_EVENT_LIFESPAN_SHUTDOWN_FAILED,
+    /* receive, websocket */
+    CASGI_EVENT_WEBSOCKET_CONNECT,
+    CASGI_EVENT_WEBSOCKET_RECEIVE,    /* .message */
+    CASGI_EVENT_WEBSOCKET_DISCONNECT, /* .close: the client's code and reason, 1006 if dropped */
+    /* send, websocket */
+    CASGI_EVENT_WEBSOCKET_ACCEPT,              /* .accept */
+    CASGI_EVENT_WEBSOCKET_SEND,                /* .message */
+    CASGI_EVENT_WEBSOCKET_CLOSE,               /* .close; before accept: a 403 */
+    CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_START, /* .start, before accept (denial response) */
+    CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_BODY,  /* .body */
 } casgi_event_type_t;
 
 /*
@@ -141,6 +158,22 @@ typedef struct casgi_event_s {
         struct {
             casgi_bytes_t message;
         } failed;
+        /* websocket.receive, websocket.send: ASGI's "text" (is_text = 1, UTF-8) or "bytes" */
+        struct {
+            int is_text;
+            casgi_bytes_t data;
+        } message;
+        /* websocket.accept (send) */
+        struct {
+            casgi_bytes_t subprotocol;     /* one of scope->subprotocols, or empty for none */
+            const casgi_header_t *headers; /* extra response headers */
+            size_t num_headers;
+        } accept;
+        /* websocket.close (send), websocket.disconnect (receive) */
+        struct {
+            int code;             /* 0 in a send means 1000 */
+            casgi_bytes_t reason; /* UTF-8, at most 123 bytes */
+        } close;
     };
 } casgi_event_t;
 

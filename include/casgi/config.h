@@ -61,6 +61,17 @@ typedef struct casgi_config_s {
      * unparsed input) buffered beyond this pauses reading until the app receives. */
     size_t high_water_mark; /* default 65536 */
 
+    /* websocket (Uvicorn's --ws-* flags) */
+    int ws;                      /* 1: upgrade requests become websocket scopes; 0: --ws none */
+    uint64_t ws_max_size;        /* largest message, beyond which: close 1009; default 16 MiB */
+    unsigned ws_max_queue;       /* received messages buffered before reading pauses; default 32 */
+    uint64_t ws_ping_interval;   /* ms between server pings; 0 = none; default 20000 */
+    uint64_t ws_ping_timeout;    /* ms to wait for the pong, then close 1011; default 20000 */
+    int ws_per_message_deflate;  /* negotiate permessage-deflate (RFC 7692); default 1 */
+    int ws_deflate_window_bits;  /* server_max_window_bits we use, 9..15; default 15 */
+    int ws_deflate_mem_level;    /* zlib memLevel, 1..9; default 8 */
+    size_t ws_deflate_threshold; /* messages shorter than this go out uncompressed; default 64 */
+
     /* response headers */
     int server_header;             /* "server: casgi"; default 1 */
     int date_header;               /* "date: <IMF-fixdate>", cached per second; default 1 */

@@ -1,0 +1,941 @@
+/*
+ * WebSocket: the handshake on a connection http1.c handed over, then wslay for the framing and
+ * this file for the rest (UTF-8, permessage-deflate, keepalive, backpressure, close codes) behind
+ * the ASGI websocket scope. As in http1.c all progress happens in run(): after a read, after a
+ * write drained, and from the server's task queue; the app is never called from inside wslay.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <wslay/wslay.h>
+
+#include "call.h"
+#include "date.h"
+#include "headers.h"
+#include "http1.h"
+#include "websocket.h"
+#include "ws_deflate.h"
+
+/* How long we wait for the client's close frame after sending ours. */
+#define CLOSE_WAIT_MS 5000
+
+typedef struct msg_s {
+    struct msg_s *next;
+    int is_text;
+    size_t len;
+    char data[];
+} msg_t;
+
+typedef enum {
+    WS_HANDSHAKE = 0, /* the app has not answered the upgrade yet */
+    WS_DENYING,       /* the app streams an HTTP response instead (denial extension) */
+    WS_OPEN,
+    WS_DONE, /* the connection is going away; nothing more goes to the client */
+} ws_state_t;
+
+typedef struct ws_s {
+    casgi__conn_t *conn; /* NULL once the connection closed */
+    casgi_server_t *server;
+    casgi__task_t task;
+    int refs; /* the connection, the app while it holds the call, run() */
+    casgi_call_t call;
+    ws_state_t state;
+    wslay_event_context_ptr ctx;
+
+    /* scope: every string copied into one block */
+    char *arena;
+    casgi_bytes_t key;
+
+    /* permessage-deflate */
+    int deflate_on;
+    casgi__ws_deflate_params_t deflate_params;
+    casgi__ws_deflate_t *deflate;
+    char deflate_response[160];
+    casgi__buf_t scratch; /* inflated messages, compressed output */
+
+    /* received messages waiting for the app */
+    msg_t *head, *tail;
+    unsigned queued;
+
+    unsigned app_live : 1;
+    unsigned connect_delivered : 1;
+    unsigned disconnect_delivered : 1;
+    unsigned close_known : 1; /* close_code/close_reason are final */
+    unsigned awaiting_pong : 1;
+    unsigned shutting_down : 1;
+    int close_code;
+    size_t close_reason_len;
+    char close_reason[124];
+} ws_t;
+
+static const casgi__call_ops_t call_ops;
+static const casgi__proto_t proto;
+static void run(ws_t *w);
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+void casgi__websocket_accept_key(casgi_bytes_t key, char out[29])
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    /* key (24 bytes when valid, checked before) + GUID: one SHA-1 over a stack buffer */
+    char input[64 + sizeof(guid)];
+    size_t n = key.len < 64 ? key.len : 64;
+    memcpy(input, key.base, n);
+    memcpy(input + n, guid, sizeof(guid) - 1);
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)input, n + sizeof(guid) - 1, digest);
+    EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH); /* 28 chars + NUL */
+}
+
+static const casgi_header_t *find_header(const casgi_scope_t *scope, const char *lower,
+                                         size_t len)
+{
+    for (size_t i = 0; i < scope->num_headers; i++)
+        if (casgi__headers_name_is(scope->headers[i].name, lower, len))
+            return &scope->headers[i];
+    return NULL;
+}
+#define FIND(scope, lit) find_header((scope), (lit), sizeof(lit) - 1)
+
+int casgi__websocket_is_upgrade(const casgi_scope_t *scope)
+{
+    if (!CASGI_NAME_IS(scope->method, "get"))
+        return 0;
+    const casgi_header_t *upgrade = FIND(scope, "upgrade");
+    if (upgrade == NULL || !casgi__headers_has_token(upgrade->value, "websocket", 9))
+        return 0;
+    /* Connection may come in several headers; any of them may carry the token. */
+    for (size_t i = 0; i < scope->num_headers; i++)
+        if (CASGI_NAME_IS(scope->headers[i].name, "connection") &&
+            casgi__headers_has_token(scope->headers[i].value, "upgrade", 7))
+            return 1;
+    return 0;
+}
+
+/* A valid Sec-WebSocket-Key is the base64 of 16 bytes: 22 characters and "==". */
+static int valid_key(casgi_bytes_t key)
+{
+    if (key.len != 24 || key.base[22] != '=' || key.base[23] != '=')
+        return 0;
+    for (size_t i = 0; i < 22; i++) {
+        char c = key.base[i];
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+              c == '+' || c == '/'))
+            return 0;
+    }
+    /* the last character before the padding carries 2 bits: the other 4 must be zero */
+    return strchr("AQgw", key.base[21]) != NULL;
+}
+
+/* RFC 3629 UTF-8, rejecting overlongs, surrogates and code points above U+10FFFF. */
+static int valid_utf8(const unsigned char *s, size_t len)
+{
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c >= 0xc2 && c <= 0xdf)
+            n = 1;
+        else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            if (c == 0xe0)
+                lo = 0xa0;
+            else if (c == 0xed)
+                hi = 0x9f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            if (c == 0xf0)
+                lo = 0x90;
+            else if (c == 0xf4)
+                hi = 0x8f;
+        } else
+            return 0;
+        if (i + n >= len)
+            return 0; /* truncated sequence */
+        if (s[i + 1] < lo || s[i + 1] > hi)
+            return 0;
+        for (size_t k = 2; k <= n; k++)
+            if ((s[i + k] & 0xc0) != 0x80)
+                return 0;
+        i += n + 1;
+    }
+    return 1;
+}
+
+static void wake(ws_t *w) { casgi__server_defer(w->server, &w->task); }
+
+static void unref(ws_t *w)
+{
+    if (--w->refs > 0)
+        return;
+    casgi__server_cancel(w->server, &w->task);
+    if (w->ctx)
+        wslay_event_context_free(w->ctx);
+    if (w->deflate)
+        casgi__ws_deflate_free(w->deflate);
+    for (msg_t *m = w->head, *next; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+    casgi__buf_free(&w->scratch);
+    free(w->arena);
+    free(w);
+}
+
+static void on_task(casgi__task_t *task) { run(container_of(task, ws_t, task)); }
+
+/* Records the code and reason the app's websocket.disconnect will carry (the first one wins). */
+static void set_close(ws_t *w, int code, const char *reason, size_t len)
+{
+    if (w->close_known)
+        return;
+    w->close_known = 1;
+    w->close_code = code;
+    w->close_reason_len = len < sizeof(w->close_reason) ? len : sizeof(w->close_reason) - 1;
+    if (w->close_reason_len)
+        memcpy(w->close_reason, reason, w->close_reason_len);
+}
+
+/* Starts the closing handshake with `code` (wslay sends it in run()). */
+static void close_with(ws_t *w, int code, const char *reason)
+{
+    set_close(w, code, reason, strlen(reason));
+    if (w->ctx) {
+        wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
+        wslay_event_shutdown_read(w->ctx);
+    }
+    if (w->conn)
+        casgi__conn_set_deadline(w->conn, CLOSE_WAIT_MS);
+    CASGI_LOG(&w->server->log, CASGI_LOG_DEBUG, "websocket closing with %d %s", code, reason);
+}
+
+static int out(ws_t *w, const void *data, size_t len)
+{
+    if (w->conn == NULL)
+        return CASGI_EDISCONNECTED;
+    if (len == 0)
+        return 0;
+    if (casgi__conn_reserve_output(w->conn, len))
+        return CASGI_ENOMEM;
+    casgi__buf_t *b = &w->conn->wbuf;
+    memcpy(b->base + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+#define OUT_LIT(w, lit) out((w), (lit), sizeof(lit) - 1)
+
+static int out_header(ws_t *w, casgi_bytes_t name, casgi_bytes_t value)
+{
+    return out(w, name.base, name.len) || OUT_LIT(w, ": ") || out(w, value.base, value.len) ||
+                   OUT_LIT(w, "\r\n")
+               ? CASGI_ENOMEM
+               : 0;
+}
+
+static int out_common_headers(ws_t *w)
+{
+    casgi_server_t *server = w->server;
+    if (server->cfg.server_header && OUT_LIT(w, "server: casgi\r\n"))
+        return CASGI_ENOMEM;
+    if (server->cfg.date_header &&
+        (OUT_LIT(w, "date: ") || out(w, casgi__date_now(&server->date), CASGI_DATE_LEN) ||
+         OUT_LIT(w, "\r\n")))
+        return CASGI_ENOMEM;
+    for (size_t i = 0; i < server->cfg.num_headers; i++)
+        if (out_header(w, server->default_headers[i].name, server->default_headers[i].value))
+            return CASGI_ENOMEM;
+    return 0;
+}
+
+/* A complete HTTP answer to the handshake, then a lingering close. */
+static void refuse(ws_t *w, int status, const char *extra_header)
+{
+    char line[64];
+    size_t n = casgi__http1_status_line(status, line);
+    const char *body = status == 403 ? "Forbidden\n" : status == 426 ? "Upgrade Required\n"
+                       : status == 500 ? "Internal Server Error\n"
+                                       : "Bad Request\n";
+    char len[32];
+    snprintf(len, sizeof(len), "%zu", strlen(body));
+    w->state = WS_DONE;
+    if (out(w, line, n) || out_common_headers(w) ||
+        OUT_LIT(w, "content-type: text/plain; charset=utf-8\r\nconnection: close\r\n") ||
+        (extra_header && out(w, extra_header, strlen(extra_header))) ||
+        OUT_LIT(w, "content-length: ") || out(w, len, strlen(len)) || OUT_LIT(w, "\r\n\r\n") ||
+        out(w, body, strlen(body)))
+        return;
+    casgi__conn_close_after_flush(w->conn);
+}
+
+/* ---- wslay callbacks -------------------------------------------------------------------- */
+
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *data)
+{
+    ws_t *w = data;
+    casgi__conn_t *conn = w->conn;
+    size_t avail = conn ? casgi__buf_size(&conn->rbuf) : 0;
+    if (avail == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    size_t n = avail < len ? avail : len;
+    memcpy(buf, casgi__buf_data(&conn->rbuf), n);
+    casgi__buf_consume(&conn->rbuf, n);
+    return (ssize_t)n;
+}
+
+static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *user)
+{
+    ws_t *w = user;
+    casgi__conn_t *conn = w->conn;
+    if (conn == NULL || conn->closing) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    /* Bounded output: what does not fit waits in wslay's queue until the socket drains. */
+    if (casgi__conn_buffered(conn) >= w->server->cfg.high_water_mark) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    if (out(w, data, len)) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static void enqueue(ws_t *w, int is_text, const void *data, size_t len)
+{
+    msg_t *m = malloc(sizeof(*m) + len);
+    if (m == NULL) {
+        close_with(w, 1011, "out of memory");
+        return;
+    }
+    m->next = NULL;
+    m->is_text = is_text;
+    m->len = len;
+    if (len)
+        memcpy(m->data, data, len);
+    if (w->tail)
+        w->tail->next = m;
+    else
+        w->head = m;
+    w->tail = m;
+    w->queued++;
+}
+
+static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                   void *user)
+{
+    ws_t *w = user;
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+    case WSLAY_BINARY_FRAME: {
+        const uint8_t *data = arg->msg;
+        size_t len = arg->msg_length;
+        if (wslay_get_rsv1(arg->rsv)) {
+            if (!w->deflate_on) {
+                close_with(w, 1002, "unexpected RSV1");
+                return;
+            }
+            casgi__buf_clear(&w->scratch);
+            int err = casgi__ws_deflate_decompress(w->deflate, data, len,
+                                                   w->server->cfg.ws_max_size, &w->scratch);
+            if (err) {
+                close_with(w, err == CASGI_ELENGTH ? 1009 : 1007,
+                           err == CASGI_ELENGTH ? "message too big" : "bad compressed data");
+                return;
+            }
+            data = (const uint8_t *)casgi__buf_data(&w->scratch);
+            len = casgi__buf_size(&w->scratch);
+        }
+        int is_text = arg->opcode == WSLAY_TEXT_FRAME;
+        if (is_text && !valid_utf8(data, len)) {
+            close_with(w, 1007, "invalid UTF-8");
+            return;
+        }
+        enqueue(w, is_text, data, len);
+        break;
+    }
+    case WSLAY_CONNECTION_CLOSE: {
+        /* wslay answers with its own close frame; we keep what the app will be told. */
+        int code = arg->status_code ? arg->status_code : 1005;
+        const char *reason = arg->msg_length > 2 ? (const char *)arg->msg + 2 : "";
+        size_t rlen = arg->msg_length > 2 ? arg->msg_length - 2 : 0;
+        if (rlen && !valid_utf8((const unsigned char *)reason, rlen)) {
+            close_with(w, 1007, "invalid UTF-8 in close reason");
+            return;
+        }
+        set_close(w, code, reason, rlen);
+        break;
+    }
+    case WSLAY_PONG:
+        w->awaiting_pong = 0;
+        if (w->conn && w->server->cfg.ws_ping_interval)
+            casgi__conn_set_deadline(w->conn, w->server->cfg.ws_ping_interval);
+        break;
+    default:
+        break; /* pings are answered by wslay */
+    }
+}
+
+static const struct wslay_event_callbacks wslay_callbacks = {
+    .recv_callback = recv_cb,
+    .send_callback = send_cb,
+    .on_msg_recv_callback = on_msg,
+};
+
+/* ---- the app's events ------------------------------------------------------------------- */
+
+static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
+{
+    casgi_server_t *server = w->server;
+    casgi_bytes_t sub = ev->accept.subprotocol;
+    if (sub.len > 0 && !casgi__headers_valid_value(sub))
+        return CASGI_EHEADER;
+    int err = casgi__headers_validate(ev->accept.headers, ev->accept.num_headers);
+    if (err)
+        return err;
+    if (wslay_event_context_server_init(&w->ctx, &wslay_callbacks, w) != 0)
+        return CASGI_ENOMEM;
+    wslay_event_config_set_max_recv_msg_length(w->ctx, server->cfg.ws_max_size);
+    if (w->deflate_on) {
+        if (casgi__ws_deflate_new(&w->deflate_params, server->cfg.ws_deflate_mem_level,
+                                  &w->deflate) != 0)
+            return CASGI_ENOMEM;
+        wslay_event_config_set_allowed_rsv_bits(w->ctx, WSLAY_RSV1_BIT);
+    }
+    char accept[29];
+    casgi__websocket_accept_key(w->key, accept);
+    if (OUT_LIT(w, "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
+                   "connection: Upgrade\r\nsec-websocket-accept: ") ||
+        out(w, accept, 28) || OUT_LIT(w, "\r\n") ||
+        (sub.len && out_header(w, CASGI_BYTES("sec-websocket-protocol"), sub)) ||
+        (w->deflate_on && out_header(w, CASGI_BYTES("sec-websocket-extensions"),
+                                     CASGI_STR(w->deflate_response))) ||
+        out_common_headers(w))
+        return CASGI_ENOMEM;
+    for (size_t i = 0; i < ev->accept.num_headers; i++)
+        if (out_header(w, ev->accept.headers[i].name, ev->accept.headers[i].value))
+            return CASGI_ENOMEM;
+    if (OUT_LIT(w, "\r\n"))
+        return CASGI_ENOMEM;
+    w->state = WS_OPEN;
+    if (server->cfg.ws_ping_interval)
+        casgi__conn_set_deadline(w->conn, server->cfg.ws_ping_interval);
+    else
+        casgi__conn_clear_deadline(w->conn);
+    if (w->shutting_down)
+        close_with(w, 1012, "server shutting down");
+    wake(w); /* bytes that came with the handshake are frames now */
+    return 0;
+}
+
+static int send_message(ws_t *w, const casgi_event_t *ev)
+{
+    casgi_bytes_t data = ev->message.data;
+    if (data.len > 0 && data.base == NULL)
+        return CASGI_EEVENT;
+    if (ev->message.is_text && !valid_utf8((const unsigned char *)data.base, data.len))
+        return CASGI_EEVENT;
+    struct wslay_event_msg msg = {
+        .opcode = ev->message.is_text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
+        .msg = (const uint8_t *)data.base,
+        .msg_length = data.len,
+    };
+    uint8_t rsv = WSLAY_RSV_NONE;
+    if (w->deflate_on && data.len >= w->server->cfg.ws_deflate_threshold) {
+        casgi__buf_clear(&w->scratch);
+        if (casgi__ws_deflate_compress(w->deflate, data.base, data.len, &w->scratch))
+            return CASGI_ENOMEM;
+        msg.msg = (const uint8_t *)casgi__buf_data(&w->scratch);
+        msg.msg_length = casgi__buf_size(&w->scratch);
+        rsv = WSLAY_RSV1_BIT;
+    }
+    /* wslay copies the payload: the app's buffer (and our scratch) are free again */
+    int err = wslay_event_queue_msg_ex(w->ctx, &msg, rsv);
+    if (err == WSLAY_ERR_NO_MORE_MSG)
+        return CASGI_EDISCONNECTED; /* a close is on its way */
+    return err ? CASGI_ENOMEM : 0;
+}
+
+static int deny_start(ws_t *w, const casgi_event_t *ev)
+{
+    if (ev->start.status < 200 || ev->start.status > 999)
+        return CASGI_ESTATUS;
+    int err = casgi__headers_validate(ev->start.headers, ev->start.num_headers);
+    if (err)
+        return err;
+    char line[64];
+    size_t n = casgi__http1_status_line(ev->start.status, line);
+    if (out(w, line, n) || out_common_headers(w))
+        return CASGI_ENOMEM;
+    for (size_t i = 0; i < ev->start.num_headers; i++) {
+        casgi_bytes_t name = ev->start.headers[i].name;
+        /* the body is close-delimited: our framing, not the app's */
+        if (CASGI_NAME_IS(name, "content-length") || CASGI_NAME_IS(name, "transfer-encoding") ||
+            CASGI_NAME_IS(name, "connection"))
+            continue;
+        if (out_header(w, name, ev->start.headers[i].value))
+            return CASGI_ENOMEM;
+    }
+    if (OUT_LIT(w, "connection: close\r\n\r\n"))
+        return CASGI_ENOMEM;
+    w->state = WS_DENYING;
+    return 0;
+}
+
+static int call_send(casgi_call_t *call, const casgi_event_t *ev)
+{
+    ws_t *w = container_of(call, ws_t, call);
+    int err = 0;
+    if (w->conn == NULL) {
+        call->disconnected = 1;
+        return CASGI_EDISCONNECTED;
+    }
+    switch (ev->type) {
+    case CASGI_EVENT_WEBSOCKET_ACCEPT:
+        if (w->state != WS_HANDSHAKE)
+            return CASGI_ESTATE;
+        err = accept_upgrade(w, ev);
+        break;
+    case CASGI_EVENT_WEBSOCKET_SEND:
+        if (w->state == WS_HANDSHAKE || w->state == WS_DENYING)
+            return CASGI_ESTATE;
+        if (w->state != WS_OPEN || w->close_known)
+            return CASGI_EDISCONNECTED;
+        err = send_message(w, ev);
+        break;
+    case CASGI_EVENT_WEBSOCKET_CLOSE:
+        if (w->state == WS_HANDSHAKE) {
+            refuse(w, 403, NULL); /* ASGI: close before accept is an HTTP 403 */
+            set_close(w, 1000, "", 0);
+            break;
+        }
+        if (w->state != WS_OPEN)
+            return CASGI_ESTATE;
+        if (w->close_known)
+            return CASGI_EDISCONNECTED;
+        {
+            int code = ev->close.code ? ev->close.code : 1000;
+            casgi_bytes_t reason = ev->close.reason;
+            if (code < 1000 || code > 4999 || code == 1004 || code == 1005 || code == 1006 ||
+                code == 1015 || reason.len > 123 ||
+                !valid_utf8((const unsigned char *)reason.base, reason.len))
+                return CASGI_EEVENT;
+            set_close(w, code, reason.base, reason.len);
+            wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)reason.base,
+                                    reason.len);
+            casgi__conn_set_deadline(w->conn, CLOSE_WAIT_MS);
+        }
+        break;
+    case CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_START:
+        if (w->state != WS_HANDSHAKE)
+            return CASGI_ESTATE;
+        err = deny_start(w, ev);
+        break;
+    case CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_BODY:
+        if (w->state != WS_DENYING)
+            return CASGI_ESTATE;
+        if (ev->body.body.len > 0 && ev->body.body.base == NULL)
+            return CASGI_EEVENT;
+        err = out(w, ev->body.body.base, ev->body.body.len);
+        if (!err && !ev->body.more_body) {
+            w->state = WS_DONE;
+            set_close(w, 1000, "", 0);
+            casgi__conn_close_after_flush(w->conn);
+        }
+        break;
+    default:
+        return CASGI_EEVENT;
+    }
+    if (w->conn)
+        casgi__conn_flush_later(w->conn);
+    wake(w);
+    return err;
+}
+
+static void call_wake(casgi_call_t *call) { wake(container_of(call, ws_t, call)); }
+
+static void call_abort(casgi_call_t *call)
+{
+    ws_t *w = container_of(call, ws_t, call);
+    if (w->conn)
+        casgi__conn_close(w->conn);
+}
+
+/* Uvicorn's policy for websockets: no handshake answer → 500; an open socket → a close frame,
+ * 1011 when the app failed, 1000 when it simply returned. */
+static void call_end(casgi_call_t *call, int error)
+{
+    ws_t *w = container_of(call, ws_t, call);
+    casgi_server_t *server = w->server;
+    if (error)
+        CASGI_LOG(&server->log, CASGI_LOG_ERROR, "Exception in ASGI application: %s (%s)",
+                  casgi_strerror(error), casgi_err_name(error));
+    if (w->conn) {
+        switch (w->state) {
+        case WS_HANDSHAKE:
+            if (!error)
+                CASGI_LOG(&server->log, CASGI_LOG_ERROR,
+                          "ASGI callable returned without sending handshake.");
+            refuse(w, 500, NULL);
+            break;
+        case WS_DENYING:
+            casgi__conn_close(w->conn); /* a partial response must not look complete */
+            break;
+        case WS_OPEN:
+            if (!w->close_known)
+                close_with(w, error ? 1011 : 1000, "");
+            wake(w);
+            break;
+        case WS_DONE:
+            break;
+        }
+    }
+    w->app_live = 0;
+    unref(w);
+    casgi__server_call_ended(server);
+}
+
+static const casgi__call_ops_t call_ops = {
+    .send = call_send,
+    .wake = call_wake,
+    .abort = call_abort,
+    .end = call_end,
+};
+
+/* ---- the engine ------------------------------------------------------------------------- */
+
+static int deliver(ws_t *w)
+{
+    casgi_call_t *call = &w->call;
+    if (!w->connect_delivered) {
+        w->connect_delivered = 1;
+        casgi__call_deliver(call, &(casgi_event_t){.type = CASGI_EVENT_WEBSOCKET_CONNECT});
+        return 1;
+    }
+    if (w->head) {
+        msg_t *m = w->head;
+        w->head = m->next;
+        if (w->head == NULL)
+            w->tail = NULL;
+        w->queued--;
+        casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_RECEIVE};
+        ev.message.is_text = m->is_text;
+        ev.message.data = (casgi_bytes_t){m->data, m->len};
+        casgi__call_deliver(call, &ev);
+        free(m);
+        return 1;
+    }
+    /* the app hears of the close once the connection is gone or the handshake finished */
+    int gone = w->conn == NULL ||
+               (w->close_known && (w->ctx == NULL || !wslay_event_want_read(w->ctx)));
+    if (gone && !w->disconnect_delivered) {
+        w->disconnect_delivered = 1;
+        call->disconnected = 1;
+        casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_DISCONNECT};
+        ev.close.code = w->close_known ? w->close_code : 1006;
+        ev.close.reason = (casgi_bytes_t){w->close_reason, w->close_known ? w->close_reason_len : 0};
+        casgi__call_deliver(call, &ev);
+        return 1;
+    }
+    if (gone) {
+        /* a receive after the disconnect: say it again (ASGI's receive never blocks forever) */
+        casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_DISCONNECT};
+        ev.close.code = w->close_known ? w->close_code : 1006;
+        casgi__call_deliver(call, &ev);
+        return 1;
+    }
+    return 0;
+}
+
+static size_t pending_output(const ws_t *w)
+{
+    size_t n = w->conn ? casgi__conn_buffered(w->conn) : 0;
+    if (w->ctx)
+        n += wslay_event_get_queued_msg_length(w->ctx);
+    return n;
+}
+
+/* Feeds input to wslay and its output to the connection. 1 when anything moved. */
+static int pump(ws_t *w)
+{
+    casgi__conn_t *conn = w->conn;
+    if (conn == NULL || conn->closing || w->ctx == NULL || w->state != WS_OPEN)
+        return 0;
+    int moved = 0;
+    if (wslay_event_want_read(w->ctx) && casgi__buf_size(&conn->rbuf) > 0 &&
+        w->queued < w->server->cfg.ws_max_queue) {
+        size_t before = casgi__buf_size(&conn->rbuf);
+        if (wslay_event_recv(w->ctx) != 0) {
+            casgi__conn_close(conn);
+            return 1;
+        }
+        moved |= casgi__buf_size(&conn->rbuf) != before;
+    }
+    if (w->conn && wslay_event_want_write(w->ctx)) {
+        size_t before = casgi__conn_buffered(conn);
+        if (wslay_event_send(w->ctx) != 0) {
+            casgi__conn_close(conn);
+            return 1;
+        }
+        moved |= casgi__conn_buffered(conn) != before;
+        casgi__conn_flush_later(conn);
+    }
+    if (w->conn && !wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx)) {
+        /* both close frames went their way: the TCP connection follows */
+        w->state = WS_DONE;
+        casgi__conn_close_after_flush(conn);
+        moved = 1;
+    }
+    return moved;
+}
+
+static void update_reading(ws_t *w)
+{
+    casgi__conn_t *conn = w->conn;
+    if (conn == NULL || conn->closing || conn->lingering)
+        return;
+    int want = w->state == WS_OPEN && w->queued < w->server->cfg.ws_max_queue &&
+               casgi__buf_size(&conn->rbuf) < w->server->cfg.high_water_mark;
+    if (w->state == WS_HANDSHAKE)
+        want = casgi__buf_size(&conn->rbuf) < w->server->cfg.high_water_mark;
+    if (want)
+        casgi__conn_read_start(conn);
+    else
+        casgi__conn_read_stop(conn);
+}
+
+static void run(ws_t *w)
+{
+    w->refs++;
+    for (;;) {
+        if (w->app_live && w->call.recv_cb && deliver(w))
+            continue;
+        if (w->app_live && w->call.send_cb &&
+            (w->conn == NULL || pending_output(w) < w->server->cfg.high_water_mark)) {
+            casgi__call_send_done(&w->call, w->conn ? 0 : CASGI_EDISCONNECTED);
+            continue;
+        }
+        if (pump(w))
+            continue;
+        break;
+    }
+    update_reading(w);
+    unref(w);
+}
+
+/* ---- connection events ------------------------------------------------------------------ */
+
+static void on_read(casgi__conn_t *conn) { run(conn->proto_data); }
+static void on_drain(casgi__conn_t *conn) { run(conn->proto_data); }
+
+static void on_read_error(casgi__conn_t *conn, int status)
+{
+    ws_t *w = conn->proto_data;
+    /* no close frame came: 1006, "abnormal closure" */
+    CASGI_LOG(&w->server->log, CASGI_LOG_DEBUG, "websocket connection lost: %s",
+              casgi_strerror(status));
+}
+
+static void on_timeout(casgi__conn_t *conn)
+{
+    ws_t *w = conn->proto_data;
+    if (w->state != WS_OPEN || w->close_known) {
+        casgi__conn_close(conn); /* the client never finished the closing handshake */
+        return;
+    }
+    if (w->awaiting_pong) {
+        CASGI_LOG(&w->server->log, CASGI_LOG_INFO, "websocket keepalive ping timeout");
+        close_with(w, 1011, "keepalive ping timeout");
+        run(w);
+        return;
+    }
+    static const uint8_t payload[] = "casgi";
+    struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = payload, .msg_length = 5};
+    if (wslay_event_queue_msg(w->ctx, &ping) == 0) {
+        w->awaiting_pong = 1;
+        casgi__conn_set_deadline(conn, w->server->cfg.ws_ping_timeout);
+    }
+    run(w);
+}
+
+static void on_shutdown(casgi__conn_t *conn)
+{
+    ws_t *w = conn->proto_data;
+    w->shutting_down = 1;
+    if (w->state == WS_OPEN && !w->close_known) {
+        close_with(w, 1012, "server shutting down");
+        wake(w);
+    } else if (w->state == WS_HANDSHAKE && !w->app_live) {
+        casgi__conn_close(conn);
+    }
+}
+
+static void on_close(casgi__conn_t *conn)
+{
+    ws_t *w = conn->proto_data;
+    w->conn = NULL;
+    w->state = WS_DONE;
+    if (w->app_live) {
+        w->call.disconnected = 1;
+        wake(w);
+    }
+    unref(w);
+}
+
+static const casgi__proto_t proto = {
+    .name = "websocket",
+    .on_read = on_read,
+    .on_read_error = on_read_error,
+    .on_drain = on_drain,
+    .on_timeout = on_timeout,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+};
+
+/* ---- the takeover ----------------------------------------------------------------------- */
+
+/* Copies the http scope into one block and turns it into the websocket scope. */
+static int copy_scope(ws_t *w, const casgi_scope_t *src)
+{
+    casgi_scope_t *dst = &w->call.scope;
+    size_t strings = src->method.len + src->path.len + src->raw_path.len + src->query_string.len +
+                     src->root_path.len + 2 * INET6_ADDRSTRLEN + 4;
+    size_t subprotocols = 0;
+    for (size_t i = 0; i < src->num_headers; i++) {
+        strings += src->headers[i].name.len + src->headers[i].value.len;
+        if (CASGI_NAME_IS(src->headers[i].name, "sec-websocket-protocol"))
+            for (size_t k = 0; k < src->headers[i].value.len; k++)
+                subprotocols += src->headers[i].value.base[k] == ',';
+        subprotocols += CASGI_NAME_IS(src->headers[i].name, "sec-websocket-protocol");
+    }
+    size_t headers_size = src->num_headers * sizeof(casgi_header_t);
+    size_t subs_size = subprotocols * sizeof(casgi_bytes_t);
+    char *arena = malloc(headers_size + subs_size + strings + 1);
+    if (arena == NULL)
+        return CASGI_ENOMEM;
+    w->arena = arena;
+    casgi_header_t *headers = (casgi_header_t *)arena;
+    casgi_bytes_t *subs = (casgi_bytes_t *)(arena + headers_size);
+    char *p = arena + headers_size + subs_size;
+#define COPY(field)                                                                                \
+    do {                                                                                           \
+        if (src->field.len)                                                                        \
+            memcpy(p, src->field.base, src->field.len);                                            \
+        dst->field = (casgi_bytes_t){p, src->field.len};                                           \
+        p += src->field.len;                                                                       \
+    } while (0)
+    *dst = *src;
+    COPY(method);
+    COPY(path);
+    COPY(raw_path);
+    COPY(query_string);
+    COPY(root_path);
+#undef COPY
+    size_t nsubs = 0;
+    for (size_t i = 0; i < src->num_headers; i++) {
+        casgi_bytes_t name = src->headers[i].name, value = src->headers[i].value;
+        memcpy(p, name.base, name.len);
+        headers[i].name = (casgi_bytes_t){p, name.len};
+        p += name.len;
+        if (value.len)
+            memcpy(p, value.base, value.len);
+        headers[i].value = (casgi_bytes_t){p, value.len};
+        p += value.len;
+        if (CASGI_NAME_IS(name, "sec-websocket-key"))
+            w->key = headers[i].value;
+        if (!CASGI_NAME_IS(name, "sec-websocket-protocol"))
+            continue;
+        /* "chat, superchat" → "chat", "superchat" */
+        const char *v = headers[i].value.base, *end = v + value.len;
+        while (v < end) {
+            while (v < end && (*v == ' ' || *v == '\t' || *v == ','))
+                v++;
+            const char *start = v;
+            while (v < end && *v != ',')
+                v++;
+            const char *stop = v;
+            while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+                stop--;
+            if (stop > start && nsubs < subprotocols)
+                subs[nsubs++] = (casgi_bytes_t){start, (size_t)(stop - start)};
+        }
+    }
+    dst->headers = headers;
+    dst->subprotocols = nsubs ? subs : NULL;
+    dst->num_subprotocols = nsubs;
+    if (src->client.host) {
+        size_t n = strlen(src->client.host) + 1;
+        memcpy(p, src->client.host, n);
+        dst->client.host = p;
+        p += n;
+    }
+    if (src->server.host) {
+        size_t n = strlen(src->server.host) + 1;
+        memcpy(p, src->server.host, n);
+        dst->server.host = p;
+        p += n;
+    }
+    dst->type = CASGI_SCOPE_WEBSOCKET;
+    dst->spec_version = "2.4";
+    dst->scheme = "ws";
+    dst->extensions = CASGI_EXT_WEBSOCKET_HTTP_RESPONSE;
+    return 0;
+}
+
+int casgi__websocket_takeover(casgi__conn_t *conn, const casgi_scope_t *scope)
+{
+    casgi_server_t *server = conn->server;
+    ws_t *w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return CASGI_ENOMEM;
+    w->conn = conn;
+    w->server = server;
+    w->refs = 1;
+    w->task.run = on_task;
+    casgi__list_init(&w->task.node);
+    casgi__call_init(&w->call, &call_ops, server);
+    if (copy_scope(w, scope) != 0) {
+        free(w);
+        return CASGI_ENOMEM;
+    }
+    casgi__conn_set_proto(conn, &proto, w);
+    casgi__conn_clear_deadline(conn);
+
+    const casgi_header_t *version = FIND(&w->call.scope, "sec-websocket-version");
+    if (version == NULL || !CASGI_NAME_IS(version->value, "13")) {
+        CASGI_LOG(&server->log, CASGI_LOG_WARNING,
+                  "WebSocket handshake refused: unsupported Sec-WebSocket-Version");
+        refuse(w, 426, "sec-websocket-version: 13\r\n");
+        return 0;
+    }
+    if (!valid_key(w->key)) {
+        CASGI_LOG(&server->log, CASGI_LOG_WARNING,
+                  "WebSocket handshake refused: invalid Sec-WebSocket-Key");
+        refuse(w, 400, NULL);
+        return 0;
+    }
+    const casgi_header_t *ext = FIND(&w->call.scope, "sec-websocket-extensions");
+    if (server->cfg.ws_per_message_deflate && ext != NULL)
+        w->deflate_on = casgi__ws_deflate_negotiate(
+            ext->value, server->cfg.ws_deflate_window_bits, &w->deflate_params,
+            w->deflate_response, sizeof(w->deflate_response));
+
+    w->app_live = 1;
+    w->refs++;
+    casgi__server_call_started(server);
+    casgi__call_start(&w->call);
+    update_reading(w);
+    return 0;
+}
