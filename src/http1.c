@@ -61,7 +61,7 @@ typedef struct http1_s {
     unsigned shutting_down : 1;
     unsigned broken : 1; /* an error response is going out; parse nothing more */
     unsigned in_field_name : 1;
-    unsigned head_done : 1; /* later header callbacks are chunked trailers: dropped */
+    unsigned head_done : 1;  /* later header callbacks are chunked trailers: dropped */
     unsigned ws_upgrade : 1; /* the head asks for a WebSocket: websocket.c takes the connection */
     unsigned response_started : 1;
 

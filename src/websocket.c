@@ -89,8 +89,7 @@ void casgi__websocket_accept_key(casgi_bytes_t key, char out[29])
     EVP_EncodeBlock((unsigned char *)out, digest, SHA_DIGEST_LENGTH); /* 28 chars + NUL */
 }
 
-static const casgi_header_t *find_header(const casgi_scope_t *scope, const char *lower,
-                                         size_t len)
+static const casgi_header_t *find_header(const casgi_scope_t *scope, const char *lower, size_t len)
 {
     for (size_t i = 0; i < scope->num_headers; i++)
         if (casgi__headers_name_is(scope->headers[i].name, lower, len))
@@ -169,7 +168,10 @@ static int valid_utf8(const unsigned char *s, size_t len)
     return 1;
 }
 
-static void wake(ws_t *w) { casgi__server_defer(w->server, &w->task); }
+static void wake(ws_t *w)
+{
+    casgi__server_defer(w->server, &w->task);
+}
 
 static void unref(ws_t *w)
 {
@@ -189,7 +191,10 @@ static void unref(ws_t *w)
     free(w);
 }
 
-static void on_task(casgi__task_t *task) { run(container_of(task, ws_t, task)); }
+static void on_task(casgi__task_t *task)
+{
+    run(container_of(task, ws_t, task));
+}
 
 /* Records the code and reason the app's websocket.disconnect will carry (the first one wins). */
 static void set_close(ws_t *w, int code, const char *reason, size_t len)
@@ -259,7 +264,8 @@ static void refuse(ws_t *w, int status, const char *extra_header)
 {
     char line[64];
     size_t n = casgi__http1_status_line(status, line);
-    const char *body = status == 403 ? "Forbidden\n" : status == 426 ? "Upgrade Required\n"
+    const char *body = status == 403   ? "Forbidden\n"
+                       : status == 426 ? "Upgrade Required\n"
                        : status == 500 ? "Internal Server Error\n"
                                        : "Bad Request\n";
     char len[32];
@@ -276,8 +282,7 @@ static void refuse(ws_t *w, int status, const char *extra_header)
 
 /* ---- wslay callbacks -------------------------------------------------------------------- */
 
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *data)
+static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
 {
     ws_t *w = data;
     casgi__conn_t *conn = w->conn;
@@ -380,11 +385,10 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     }
     case WSLAY_PONG:
         w->awaiting_pong = 0;
-        if (w->conn && w->server->cfg.ws_ping_interval)
+        if (w->conn && w->server->cfg.ws_ping_interval && !w->close_known)
             casgi__conn_set_deadline(w->conn, w->server->cfg.ws_ping_interval);
         break;
-    default:
-        break; /* pings are answered by wslay */
+    default: break; /* pings are answered by wslay */
     }
 }
 
@@ -420,8 +424,8 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
                    "connection: Upgrade\r\nsec-websocket-accept: ") ||
         out(w, accept, 28) || OUT_LIT(w, "\r\n") ||
         (sub.len && out_header(w, CASGI_BYTES("sec-websocket-protocol"), sub)) ||
-        (w->deflate_on && out_header(w, CASGI_BYTES("sec-websocket-extensions"),
-                                     CASGI_STR(w->deflate_response))) ||
+        (w->deflate_on &&
+         out_header(w, CASGI_BYTES("sec-websocket-extensions"), CASGI_STR(w->deflate_response))) ||
         out_common_headers(w))
         return CASGI_ENOMEM;
     for (size_t i = 0; i < ev->accept.num_headers; i++)
@@ -440,11 +444,18 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
     return 0;
 }
 
+static size_t pending_output(const ws_t *w);
+
 static int send_message(ws_t *w, const casgi_event_t *ev)
 {
     casgi_bytes_t data = ev->message.data;
     if (data.len > 0 && data.base == NULL)
         return CASGI_EEVENT;
+    /* An app that ignores the send callback cannot make us buffer without bound for a client
+     * that does not read: past one high-water mark plus one largest message, it must wait. */
+    const casgi_config_t *cfg = &w->server->cfg;
+    if (pending_output(w) > cfg->high_water_mark + cfg->ws_max_size)
+        return CASGI_EBUSY;
     if (ev->message.is_text && !valid_utf8((const unsigned char *)data.base, data.len))
         return CASGI_EEVENT;
     struct wslay_event_msg msg = {
@@ -555,8 +566,7 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
             casgi__conn_close_after_flush(w->conn);
         }
         break;
-    default:
-        return CASGI_EEVENT;
+    default: return CASGI_EEVENT;
     }
     if (w->conn)
         casgi__conn_flush_later(w->conn);
@@ -564,7 +574,10 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
     return err;
 }
 
-static void call_wake(casgi_call_t *call) { wake(container_of(call, ws_t, call)); }
+static void call_wake(casgi_call_t *call)
+{
+    wake(container_of(call, ws_t, call));
+}
 
 static void call_abort(casgi_call_t *call)
 {
@@ -598,8 +611,7 @@ static void call_end(casgi_call_t *call, int error)
                 close_with(w, error ? 1011 : 1000, "");
             wake(w);
             break;
-        case WS_DONE:
-            break;
+        case WS_DONE: break;
         }
     }
     w->app_live = 0;
@@ -638,14 +650,15 @@ static int deliver(ws_t *w)
         return 1;
     }
     /* the app hears of the close once the connection is gone or the handshake finished */
-    int gone = w->conn == NULL ||
-               (w->close_known && (w->ctx == NULL || !wslay_event_want_read(w->ctx)));
+    int gone =
+        w->conn == NULL || (w->close_known && (w->ctx == NULL || !wslay_event_want_read(w->ctx)));
     if (gone && !w->disconnect_delivered) {
         w->disconnect_delivered = 1;
         call->disconnected = 1;
         casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_DISCONNECT};
         ev.close.code = w->close_known ? w->close_code : 1006;
-        ev.close.reason = (casgi_bytes_t){w->close_reason, w->close_known ? w->close_reason_len : 0};
+        ev.close.reason =
+            (casgi_bytes_t){w->close_reason, w->close_known ? w->close_reason_len : 0};
         casgi__call_deliver(call, &ev);
         return 1;
     }
@@ -693,7 +706,11 @@ static int pump(ws_t *w)
         casgi__conn_flush_later(conn);
     }
     if (w->conn && !wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx)) {
-        /* both close frames went their way: the TCP connection follows */
+        /* both close frames went their way: the TCP connection follows. A close wslay sent on
+         * its own (1002 for a protocol error, 1009 for an oversize message) is what the app
+         * hears of. */
+        uint16_t sent = wslay_event_get_status_code_sent(w->ctx);
+        set_close(w, sent && sent != 1005 ? sent : 1006, "", 0);
         w->state = WS_DONE;
         casgi__conn_close_after_flush(conn);
         moved = 1;
@@ -737,8 +754,14 @@ static void run(ws_t *w)
 
 /* ---- connection events ------------------------------------------------------------------ */
 
-static void on_read(casgi__conn_t *conn) { run(conn->proto_data); }
-static void on_drain(casgi__conn_t *conn) { run(conn->proto_data); }
+static void on_read(casgi__conn_t *conn)
+{
+    run(conn->proto_data);
+}
+static void on_drain(casgi__conn_t *conn)
+{
+    run(conn->proto_data);
+}
 
 static void on_read_error(casgi__conn_t *conn, int status)
 {
@@ -928,9 +951,9 @@ int casgi__websocket_takeover(casgi__conn_t *conn, const casgi_scope_t *scope)
     }
     const casgi_header_t *ext = FIND(&w->call.scope, "sec-websocket-extensions");
     if (server->cfg.ws_per_message_deflate && ext != NULL)
-        w->deflate_on = casgi__ws_deflate_negotiate(
-            ext->value, server->cfg.ws_deflate_window_bits, &w->deflate_params,
-            w->deflate_response, sizeof(w->deflate_response));
+        w->deflate_on = casgi__ws_deflate_negotiate(ext->value, server->cfg.ws_deflate_window_bits,
+                                                    &w->deflate_params, w->deflate_response,
+                                                    sizeof(w->deflate_response));
 
     w->app_live = 1;
     w->refs++;

@@ -10,6 +10,7 @@
  */
 #include <limits.h>
 #include <stdlib.h>
+#include <strings.h>
 
 #include <zlib.h>
 
@@ -549,7 +550,7 @@ int casgi__ws_deflate_decompress(casgi__ws_deflate_t *d, const void *in, size_t 
     const unsigned char *next = in;
     size_t left = len;
     int tail = 0;  /* sync_tail has been fed */
-    int ended = 0; /* the last inflate() finished a final block */
+    int ended = 0; /* a final block ended and no input was consumed since */
     z->avail_in = 0;
     for (;;) {
         if (z->avail_in == 0) {
@@ -589,7 +590,8 @@ int casgi__ws_deflate_decompress(casgi__ws_deflate_t *d, const void *in, size_t 
         }
         out->len += n;
         produced += n;
-        ended = 0;
+        if (z->avail_in != avail_in)
+            ended = 0; /* input after a final block: the message went on */
         if (zr == Z_STREAM_END) {
             ended = 1;
             /* More of this message follows, or the next message continues this window. */

@@ -63,9 +63,12 @@ CASGI_EXTERN int casgi_receive(casgi_call_t *call, casgi_receive_cb cb, void *da
  * Sends one event. The event and all bytes it points to are borrowed only until casgi_send()
  * returns. Misuse is reported here and never reaches the wire: CASGI_ESTATE (body before start, a
  * second start, anything after the response completed), CASGI_EEVENT (a type that does not belong
- * to this scope), CASGI_ESTATUS, CASGI_EHEADER (a header that would split the response, or a
+ * to this scope, or websocket text that is not UTF-8), CASGI_ESTATUS, CASGI_EHEADER (a header
+ * that would split the response, or a
  * content-length that is not a decimal number or contradicts another), CASGI_EBUSY (a send
- * callback is still pending and this send has one too). CASGI_ELENGTH when the body disagrees
+ * callback is still pending and this send has one too; or, for websocket.send, more than the
+ * high-water mark plus ws_max_size is already waiting for a client that does not read: wait for
+ * a send callback). CASGI_ELENGTH when the body disagrees
  * with the declared Content-Length (more bytes, or a final event leaving it short): the
  * connection is then aborted, because the response can no longer be completed correctly.
  * CASGI_EDISCONNECTED when the client has already left (ASGI's OSError), or when the server itself
