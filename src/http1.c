@@ -915,7 +915,10 @@ static void upgrade_to_websocket(http1_t *h)
         return;
     }
     h->conn = NULL;
-    unref(h); /* the connection's reference: conn->proto is websocket.c's now */
+    /* Drop the connection's reference (conn->proto is websocket.c's now). run() holds one more,
+     * so this never frees: the last unref happens when run() returns. */
+    CASGI_ASSERT(h->refs > 1);
+    h->refs--;
 }
 
 static const char *parse_error_reason(http1_t *h, llhttp_errno_t err)

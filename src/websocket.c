@@ -64,6 +64,12 @@ typedef struct ws_s {
     unsigned disconnect_delivered : 1;
     unsigned close_known : 1; /* close_code/close_reason are final */
     unsigned awaiting_pong : 1;
+    unsigned bad_frame : 1;     /* a frame header broke the rules; nothing more goes to wslay */
+    unsigned close_pending : 1; /* our close waits behind the messages queued before it */
+    /* frame boundaries, tracked on the way to wslay (see check_frames) */
+    uint64_t frame_left;
+    unsigned char hdr[14];
+    unsigned hdr_len;
     unsigned shutting_down : 1;
     int close_code;
     size_t close_reason_len;
@@ -100,7 +106,8 @@ static const casgi_header_t *find_header(const casgi_scope_t *scope, const char 
 
 int casgi__websocket_is_upgrade(const casgi_scope_t *scope)
 {
-    if (!CASGI_NAME_IS(scope->method, "get"))
+    /* RFC 6455 4.1: a GET of HTTP/1.1 or later; an HTTP/1.0 request stays plain HTTP */
+    if (!CASGI_NAME_IS(scope->method, "get") || strcmp(scope->http_version, "1.0") == 0)
         return 0;
     const casgi_header_t *upgrade = FIND(scope, "upgrade");
     if (upgrade == NULL || !casgi__headers_has_token(upgrade->value, "websocket", 9))
@@ -221,6 +228,31 @@ static void close_with(ws_t *w, int code, const char *reason)
     CASGI_LOG(&w->server->log, CASGI_LOG_DEBUG, "websocket closing with %d %s", code, reason);
 }
 
+/*
+ * Our own close, behind the messages the app queued before it: wslay sends control frames ahead
+ * of queued data, so the close frame is queued only once the data has gone out (pump()).
+ */
+static void queue_close(ws_t *w)
+{
+    if (w->ctx == NULL)
+        return;
+    if (wslay_event_get_queued_msg_count(w->ctx) > 0) {
+        w->close_pending = 1;
+        return;
+    }
+    w->close_pending = 0;
+    wslay_event_queue_close(w->ctx, (uint16_t)w->close_code, (const uint8_t *)w->close_reason,
+                            w->close_reason_len);
+}
+
+static void close_gracefully(ws_t *w, int code, const char *reason, size_t len)
+{
+    set_close(w, code, reason, len);
+    queue_close(w);
+    if (w->conn)
+        casgi__conn_set_deadline(w->conn, CLOSE_WAIT_MS);
+}
+
 static int out(ws_t *w, const void *data, size_t len)
 {
     if (w->conn == NULL)
@@ -282,16 +314,60 @@ static void refuse(ws_t *w, int status, const char *extra_header)
 
 /* ---- wslay callbacks -------------------------------------------------------------------- */
 
+/*
+ * Walks the frame headers in the bytes about to go to wslay and returns how many of them may go:
+ * all, or those before a control frame that is fragmented or longer than 125 bytes. wslay drops
+ * the connection on such a frame without the 1002 close RFC 6455 7.1.7 asks for, so we stop
+ * feeding it there and send that close ourselves.
+ */
+static size_t check_frames(ws_t *w, const unsigned char *p, size_t n)
+{
+    size_t i = 0, header_start = 0;
+    while (i < n) {
+        if (w->frame_left > 0) {
+            uint64_t k = n - i < w->frame_left ? n - i : w->frame_left;
+            i += (size_t)k;
+            w->frame_left -= k;
+            continue;
+        }
+        if (w->hdr_len == 0)
+            header_start = i;
+        w->hdr[w->hdr_len++] = p[i++];
+        if (w->hdr_len < 2)
+            continue;
+        unsigned len7 = w->hdr[1] & 0x7f;
+        unsigned need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((w->hdr[1] & 0x80) ? 4 : 0);
+        if (w->hdr_len < need)
+            continue;
+        uint64_t len = len7;
+        if (len7 == 126)
+            len = (uint64_t)w->hdr[2] << 8 | w->hdr[3];
+        else if (len7 == 127)
+            for (int k = 0; k < 8; k++)
+                len = len << 8 | w->hdr[2 + k];
+        int fin = w->hdr[0] & 0x80, opcode = w->hdr[0] & 0x0f;
+        w->hdr_len = 0;
+        if (opcode >= 0x8 && (!fin || len > 125)) {
+            w->bad_frame = 1;
+            return header_start;
+        }
+        w->frame_left = len;
+    }
+    return n;
+}
+
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
 {
     ws_t *w = data;
     casgi__conn_t *conn = w->conn;
-    size_t avail = conn ? casgi__buf_size(&conn->rbuf) : 0;
-    if (avail == 0) {
+    size_t avail = conn && !w->bad_frame ? casgi__buf_size(&conn->rbuf) : 0;
+    size_t n = avail < len ? avail : len;
+    if (n > 0)
+        n = check_frames(w, (const unsigned char *)casgi__buf_data(&conn->rbuf), n);
+    if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    size_t n = avail < len ? avail : len;
     memcpy(buf, casgi__buf_data(&conn->rbuf), n);
     casgi__buf_consume(&conn->rbuf, n);
     return (ssize_t)n;
@@ -369,6 +445,9 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             return;
         }
         enqueue(w, is_text, data, len);
+        /* one large message must not pin its size for the connection's lifetime */
+        casgi__buf_clear(&w->scratch);
+        casgi__buf_release(&w->server->pool, &w->scratch);
         break;
     }
     case WSLAY_CONNECTION_CLOSE: {
@@ -392,9 +471,23 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     }
 }
 
+/*
+ * Control frames are checked as they start, before wslay acts on them: a close frame whose
+ * payload is one byte long cannot carry a status code and is a protocol error, which wslay would
+ * otherwise answer with an empty close.
+ */
+static void on_frame_start(wslay_event_context_ptr ctx,
+                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+{
+    ws_t *w = user;
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
+        close_with(w, 1002, "invalid close frame");
+}
+
 static const struct wslay_event_callbacks wslay_callbacks = {
     .recv_callback = recv_cb,
     .send_callback = send_cb,
+    .on_frame_recv_start_callback = on_frame_start,
     .on_msg_recv_callback = on_msg,
 };
 
@@ -439,7 +532,7 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
     else
         casgi__conn_clear_deadline(w->conn);
     if (w->shutting_down)
-        close_with(w, 1012, "server shutting down");
+        close_gracefully(w, 1012, "server shutting down", 20);
     wake(w); /* bytes that came with the handshake are frames now */
     return 0;
 }
@@ -474,6 +567,8 @@ static int send_message(ws_t *w, const casgi_event_t *ev)
     }
     /* wslay copies the payload: the app's buffer (and our scratch) are free again */
     int err = wslay_event_queue_msg_ex(w->ctx, &msg, rsv);
+    casgi__buf_clear(&w->scratch);
+    casgi__buf_release(&w->server->pool, &w->scratch);
     if (err == WSLAY_ERR_NO_MORE_MSG)
         return CASGI_EDISCONNECTED; /* a close is on its way */
     return err ? CASGI_ENOMEM : 0;
@@ -543,10 +638,7 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
                 code == 1015 || reason.len > 123 ||
                 !valid_utf8((const unsigned char *)reason.base, reason.len))
                 return CASGI_EEVENT;
-            set_close(w, code, reason.base, reason.len);
-            wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)reason.base,
-                                    reason.len);
-            casgi__conn_set_deadline(w->conn, CLOSE_WAIT_MS);
+            close_gracefully(w, code, reason.base, reason.len);
         }
         break;
     case CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_START:
@@ -608,7 +700,7 @@ static void call_end(casgi_call_t *call, int error)
             break;
         case WS_OPEN:
             if (!w->close_known)
-                close_with(w, error ? 1011 : 1000, "");
+                close_gracefully(w, error ? 1011 : 1000, "", 0);
             wake(w);
             break;
         case WS_DONE: break;
@@ -690,9 +782,16 @@ static int pump(ws_t *w)
     if (wslay_event_want_read(w->ctx) && casgi__buf_size(&conn->rbuf) > 0 &&
         w->queued < w->server->cfg.ws_max_queue) {
         size_t before = casgi__buf_size(&conn->rbuf);
-        if (wslay_event_recv(w->ctx) != 0) {
-            casgi__conn_close(conn);
+        int err = wslay_event_recv(w->ctx);
+        if (err == WSLAY_ERR_NOMEM || (err != 0 && w->conn == NULL)) {
+            if (w->conn)
+                casgi__conn_close(w->conn);
             return 1;
+        }
+        if (err != 0 || w->bad_frame) {
+            /* fail the connection with 1002 (RFC 6455 7.1.7) rather than dropping it silently */
+            close_with(w, 1002, "protocol error");
+            casgi__buf_clear(&conn->rbuf);
         }
         moved |= casgi__buf_size(&conn->rbuf) != before;
     }
@@ -704,6 +803,10 @@ static int pump(ws_t *w)
         }
         moved |= casgi__conn_buffered(conn) != before;
         casgi__conn_flush_later(conn);
+        if (w->close_pending && wslay_event_get_queued_msg_count(w->ctx) == 0) {
+            queue_close(w);
+            moved = 1;
+        }
     }
     if (w->conn && !wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx)) {
         /* both close frames went their way: the TCP connection follows. A close wslay sent on
@@ -798,7 +901,7 @@ static void on_shutdown(casgi__conn_t *conn)
     ws_t *w = conn->proto_data;
     w->shutting_down = 1;
     if (w->state == WS_OPEN && !w->close_known) {
-        close_with(w, 1012, "server shutting down");
+        close_gracefully(w, 1012, "server shutting down", 20);
         wake(w);
     } else if (w->state == WS_HANDSHAKE && !w->app_live) {
         casgi__conn_close(conn);

@@ -319,8 +319,7 @@ int casgi__ws_deflate_negotiate(casgi_bytes_t offer, int our_window_bits,
         response[0] = '\0';
     if (offer.base == NULL)
         return 0;
-    cursor_t c = {(const unsigned char *)offer.base,
-                  (const unsigned char *)offer.base + offer.len};
+    cursor_t c = {(const unsigned char *)offer.base, (const unsigned char *)offer.base + offer.len};
     while (c.p < c.end) {
         skip_ows(&c);
         if (c.p == c.end)
@@ -448,8 +447,7 @@ int casgi__ws_deflate_compress(casgi__ws_deflate_t *d, const void *in, size_t le
     z_stream *z = &d->def;
     if (!d->deflating) {
         int zr = deflateInit2(z, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
-                              -d->params.server_max_window_bits, d->mem_level,
-                              Z_DEFAULT_STRATEGY);
+                              -d->params.server_max_window_bits, d->mem_level, Z_DEFAULT_STRATEGY);
         if (zr != Z_OK)
             return CASGI_ENOMEM; /* the parameters are clamped: only memory can fail */
         d->deflating = 1;
@@ -485,11 +483,19 @@ int casgi__ws_deflate_compress(casgi__ws_deflate_t *d, const void *in, size_t le
         if (left == 0 && z->avail_in == 0 && z->avail_out != 0)
             break;
     }
-    /* A sync flush always ends with the empty stored block 00 00 ff ff; RFC 7692 7.2.1 drops
-     * it. */
-    CASGI_ASSERT(produced >= 4 &&
-                 memcmp(out->base + out->len - 4, sync_tail, sizeof(sync_tail)) == 0);
-    out->len -= 4;
+    if (produced == 0) {
+        /* An empty message right after a flush: zlib refuses a second flush with nothing new
+         * (Z_BUF_ERROR). Its stripped form is the lone stored-block header 0x00 (RFC 7692
+         * 7.2.3.6), which leaves both windows as they are. The first reserve made room. */
+        CASGI_ASSERT(len == 0 && out->cap > out->len);
+        out->base[out->len++] = 0x00;
+    } else {
+        /* A sync flush always ends with the empty stored block 00 00 ff ff; RFC 7692 7.2.1
+         * drops it. */
+        CASGI_ASSERT(produced >= 4 &&
+                     memcmp(out->base + out->len - 4, sync_tail, sizeof(sync_tail)) == 0);
+        out->len -= 4;
+    }
     if (d->params.server_no_context_takeover)
         end_deflate(d);
     return 0;
@@ -530,8 +536,8 @@ static int inflate_restart(casgi__ws_deflate_t *d)
     return 0;
 }
 
-int casgi__ws_deflate_decompress(casgi__ws_deflate_t *d, const void *in, size_t len,
-                                 size_t max, casgi__buf_t *out)
+int casgi__ws_deflate_decompress(casgi__ws_deflate_t *d, const void *in, size_t len, size_t max,
+                                 casgi__buf_t *out)
 {
     /* Nothing to inflate: some senders mark an empty message as compressed with no payload. */
     if (len == 0)

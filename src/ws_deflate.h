@@ -71,8 +71,8 @@ int casgi__ws_deflate_compress(casgi__ws_deflate_t *d, const void *in, size_t le
  * boundary (the caller closes with 1007), or CASGI_ENOMEM. On failure `out` holds what it held
  * before, and the decompression context is lost: the connection must be closed.
  */
-int casgi__ws_deflate_decompress(casgi__ws_deflate_t *d, const void *in, size_t len,
-                                 size_t max, casgi__buf_t *out);
+int casgi__ws_deflate_decompress(casgi__ws_deflate_t *d, const void *in, size_t len, size_t max,
+                                 casgi__buf_t *out);
 
 /* Bytes held for this connection now: the object plus zlib's current allocations. */
 size_t casgi__ws_deflate_memory(const casgi__ws_deflate_t *d);
