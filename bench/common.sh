@@ -9,6 +9,11 @@
 #            only HTTP/2 on a cleartext `listen ... http2` socket
 #   h2o      num-threads 1, file.dir of a directory holding index.txt (13 bytes), no access log
 #   uvicorn  a 6-line ASGI app, --loop uvloop --http httptools --workers 1 --no-access-log
+# For the WebSocket loads (mode "ws") casgi and uvicorn run a second time, as echo servers:
+#   casgi    apps/ws_echo.so (--no-access-log)
+#   uvicorn  a 15-line ASGI echo app, --ws websockets (and the HTTP options above)
+# both with their default WebSocket settings (permessage-deflate negotiated when offered, a
+# keepalive ping every 20 s); nginx and h2o have no WebSocket echo and are not started for them.
 # Configurations are generated into a private temporary directory that is removed on exit.
 
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,7 +27,7 @@ BENCH_PYTHON=/usr/bin/python3 # Debian's, which has uvicorn; not whatever python
 
 # Debian package -> a command or Python module that shows it is installed.
 BENCH_PACKAGES=(
-    nginx-light h2o python3-uvicorn python3-uvloop python3-httptools
+    nginx-light h2o python3-uvicorn python3-uvloop python3-httptools python3-websockets
     wrk nghttp2-client valgrind strace gnuplot-nox curl procps util-linux
 )
 
@@ -78,15 +83,22 @@ bench_install_deps() {
 }
 
 # Release build of the runner and the hello app only, so a test that does not compile yet
-# cannot stop a benchmark.
+# cannot stop a benchmark; then, with "ws" as argument, of the WebSocket echo app and load
+# client (bench/ws_load), whose failure only leaves the WebSocket loads out ("not built").
 bench_build_casgi() {
     bench_log "building casgi (Release) in $BENCH_BUILD"
     if ! cmake -S "$BENCH_ROOT" -B "$BENCH_BUILD" -DCMAKE_BUILD_TYPE=Release \
-        -DCASGI_BUILD_TESTS=OFF -DCASGI_BUILD_BENCH=OFF >"$BENCH_BUILD.log" 2>&1 ||
+        -DCASGI_BUILD_TESTS=OFF -DCASGI_BUILD_BENCH=ON >"$BENCH_BUILD.log" 2>&1 ||
         ! cmake --build "$BENCH_BUILD" -j"$(nproc)" --target casgi_runner hello \
             >>"$BENCH_BUILD.log" 2>&1; then
         tail -n 30 "$BENCH_BUILD.log" >&2
         bench_die "casgi build failed (log: $BENCH_BUILD.log)"
+    fi
+    if [ "${1:-}" = ws ] && ! cmake --build "$BENCH_BUILD" -j"$(nproc)" --target ws_echo ws_load \
+        >>"$BENCH_BUILD.log" 2>&1; then
+        tail -n 15 "$BENCH_BUILD.log" >&2
+        bench_log "ws_echo.so or bench/ws_load did not build (log: $BENCH_BUILD.log); the" \
+            "WebSocket loads are left out"
     fi
 }
 
@@ -106,8 +118,13 @@ bench_versions() {
     printf 'nginx\t%s\n' "$(nginx -v 2>&1 | sed 's/^nginx version: //')"
     printf 'h2o\t%s\n' "$(h2o -v 2>&1 | head -n 1 | sed 's/ version / /')"
     v=$("$BENCH_PYTHON" -c 'import uvicorn, uvloop, httptools, sys
-print("uvicorn %s (uvloop %s, httptools %s, Python %s)" % (uvicorn.__version__,
-      uvloop.__version__, httptools.__version__, sys.version.split()[0]))' 2>&1)
+try:
+    import websockets
+    ws = ", websockets %s" % websockets.__version__
+except ImportError:
+    ws = ""
+print("uvicorn %s (uvloop %s, httptools %s%s, Python %s)" % (uvicorn.__version__,
+      uvloop.__version__, httptools.__version__, ws, sys.version.split()[0]))' 2>&1)
     printf 'uvicorn\t%s\n' "$v"
     printf 'wrk\t%s\n' "$(wrk -v 2>&1 | head -n 1 | awk '{print $1, $2}')"
     printf 'h2load\t%s\n' "$(h2load --version 2>&1 | head -n 1)"
@@ -119,10 +136,15 @@ print("uvicorn %s (uvloop %s, httptools %s, Python %s)" % (uvicorn.__version__,
 # bench_server_cmd NAME DIR PORT H2C_PORT MODE
 # Writes NAME's configuration into DIR and sets BENCH_CMD (the command line) and BENCH_STOP_SIG
 # (the signal that makes it exit cleanly, which callgrind and strace need to write their
-# totals). MODE "trace" runs nginx as one process (master_process off) for callgrind and strace.
+# totals). MODE "trace" runs nginx as one process (master_process off) for callgrind and strace;
+# MODE "ws" runs casgi and uvicorn as WebSocket echo servers.
 bench_server_cmd() {
     local name=$1 dir=$2 port=$3 h2c_port=$4 mode=$5 master=on
     [ "$mode" = trace ] && master=off
+    if [ "$mode" = ws ]; then
+        bench_ws_server_cmd "$name" "$dir" "$port"
+        return
+    fi
     case $name in
     casgi)
         BENCH_CMD=("$BENCH_BUILD/apps/casgi" "$BENCH_BUILD/apps/hello.so" --host 127.0.0.1
@@ -202,12 +224,51 @@ EOF
     esac
 }
 
+# The WebSocket echo servers (bench_server_cmd NAME DIR PORT - ws).
+bench_ws_server_cmd() {
+    local name=$1 dir=$2 port=$3
+    case $name in
+    casgi)
+        BENCH_CMD=("$BENCH_BUILD/apps/casgi" "$BENCH_BUILD/apps/ws_echo.so" --host 127.0.0.1
+            --port "$port" --no-access-log --log-level warning)
+        BENCH_STOP_SIG=INT
+        ;;
+    uvicorn)
+        mkdir -p "$dir/uvicorn"
+        cat >"$dir/uvicorn/bench_ws_echo.py" <<'EOF'
+async def app(scope, receive, send):
+    if scope["type"] == "websocket":
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        while True:
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                return  # websocket.disconnect
+            if message.get("bytes") is not None:
+                await send({"type": "websocket.send", "bytes": message["bytes"]})
+            else:
+                await send({"type": "websocket.send", "text": message["text"]})
+    elif scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 404,
+                    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"9")]})
+        await send({"type": "http.response.body", "body": b"Not Found"})
+EOF
+        BENCH_CMD=("$BENCH_PYTHON" -m uvicorn --app-dir "$dir/uvicorn" bench_ws_echo:app
+            --host 127.0.0.1 --port "$port" --loop uvloop --http httptools --ws websockets
+            --workers 1 --no-access-log --lifespan off --log-level warning)
+        BENCH_STOP_SIG=INT
+        ;;
+    *) bench_die "no WebSocket echo server for $name" ;;
+    esac
+}
+
 # bench_start NAME MODE [WRAPPER...]
 # Starts NAME on free ports, pinned to BENCH_SERVER_CPU, under WRAPPER (valgrind, strace) if
 # given, and waits until GET / answers the expected 13 bytes. On success sets SRV_PID (the
 # process we started: the wrapper if any), SRV_PORT, SRV_H2C_PORT (where h2c is tried), SRV_LOG
 # and SRV_STOP_SIG, and returns 0. Otherwise stops what it started, sets SRV_NOTE to the reason
-# and returns 1.
+# and returns 1. In MODE "ws" the server is an echo server (bench_ws_server_cmd), and it is ready
+# once bench/ws_load gets one message echoed through a WebSocket.
 bench_start() {
     local name=$1 mode=$2 dir deadline body
     shift 2
@@ -219,6 +280,17 @@ bench_start() {
     uvicorn) "$BENCH_PYTHON" -c 'import uvicorn, uvloop, httptools' 2>/dev/null ||
         { SRV_NOTE="uvicorn, uvloop or httptools not installed"; return 1; } ;;
     esac
+    if [ "$mode" = ws ]; then
+        case $name in
+        casgi | uvicorn) ;;
+        *) SRV_NOTE="no WebSocket echo server configured"; return 1 ;;
+        esac
+        [ -x "$BENCH_BUILD/bench/ws_load" ] || { SRV_NOTE="bench/ws_load not built"; return 1; }
+        [ "$name" != casgi ] || [ -f "$BENCH_BUILD/apps/ws_echo.so" ] ||
+            { SRV_NOTE="ws_echo.so not built"; return 1; }
+        [ "$name" != uvicorn ] || "$BENCH_PYTHON" -c 'import websockets' 2>/dev/null ||
+            { SRV_NOTE="python3-websockets not installed"; return 1; }
+    fi
     SRV_PORT=$(bench_free_port)
     SRV_H2C_PORT=$SRV_PORT
     [ "$name" = nginx ] && SRV_H2C_PORT=$(bench_free_port)
@@ -236,6 +308,19 @@ bench_start() {
             SRV_NOTE="exited at start-up: $(bench_log_tail "$SRV_LOG" "$dir")"
             wait "$SRV_PID" 2>/dev/null || true
             return 1
+        fi
+        if [ "$mode" = ws ]; then
+            # Ready once one message comes back; one that never does is caught by the deadline.
+            "$BENCH_BUILD/bench/ws_load" -c 1 -s 16 -d 0.05 -u "ws://127.0.0.1:$SRV_PORT/" \
+                >"$dir/ready.out" 2>&1 && return 0
+            if [ $SECONDS -ge $deadline ]; then
+                SRV_NOTE="no WebSocket echo on port $SRV_PORT after ${BENCH_START_TIMEOUT}s: "
+                SRV_NOTE+=$(tail -n 1 "$dir/ready.out" | head -c 200)
+                bench_stop "$SRV_PID" KILL 2
+                return 1
+            fi
+            sleep 0.2
+            continue
         fi
         body=$(curl -s -m 2 -w '\n%{http_code} %{content_type}' "http://127.0.0.1:$SRV_PORT/" 2>/dev/null) &&
             break

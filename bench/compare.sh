@@ -6,13 +6,17 @@
 # Installs what is missing (Debian packages), builds casgi in Release into build/bench, starts the
 # four servers on 127.0.0.1 pinned to CPU 0, drives them from CPU 1, and prints req/s (median of
 # the runs), p99 latency, errors, the server's CPU share and req/s per server core, then casgi's
-# ratio to each peer; then the per-request instruction and system-call counts (bench/perreq.sh);
-# and writes docs/benchmarks.md and docs/benchmarks.png. See bench/README.md.
+# ratio to each peer; the same for WebSocket echo (messages/s, bench/ws_load) against uvicorn
+# with websockets; the server memory per idle connection (bench/idle.py, bench/ws_idle.py); then
+# the per-request instruction and system-call counts (bench/perreq.sh); and writes
+# docs/benchmarks.md and docs/benchmarks.png. See bench/README.md.
 #
 # Environment (defaults in brackets):
 #   BENCH_DURATION   seconds per run [5]             BENCH_RUNS     runs per load [3]
-#   BENCH_SERVERS    [casgi nginx h2o uvicorn]       BENCH_LOADS    [idle ka64 ka256 pipe16 close h2c]
+#   BENCH_SERVERS    [casgi nginx h2o uvicorn]
+#   BENCH_LOADS      [idle wsidle ka64 ka256 pipe16 close h2c ws64 ws4k]
 #   BENCH_IDLE_CONNS idle keep-alive connections for the memory figure [10000]
+#   BENCH_WSIDLE_CONNS idle WebSockets for the memory figures [BENCH_IDLE_CONNS]
 #   BENCH_PERREQ     0 skips bench/perreq.sh [1]     BENCH_DOCS     0 leaves docs/ alone [1]
 #   BENCH_OUT        where the raw results go [build/bench/results]
 #   BENCH_SERVER_CPU / BENCH_CLIENT_CPU [0 / 1]      BENCH_INSTALL  0 skips apt-get [1]
@@ -29,17 +33,29 @@ trap 'bench_log "failed at line $LINENO: $BASH_COMMAND"' ERR
 
 BENCH_DURATION=${BENCH_DURATION:-5}
 BENCH_RUNS=${BENCH_RUNS:-3}
-BENCH_LOADS=${BENCH_LOADS:-idle ka64 ka256 pipe16 close h2c}
+BENCH_LOADS=${BENCH_LOADS:-idle wsidle ka64 ka256 pipe16 close h2c ws64 ws4k}
 BENCH_IDLE_CONNS=${BENCH_IDLE_CONNS:-10000}
+BENCH_WSIDLE_CONNS=${BENCH_WSIDLE_CONNS:-$BENCH_IDLE_CONNS}
 BENCH_PERREQ=${BENCH_PERREQ:-1}
 BENCH_DOCS=${BENCH_DOCS:-1}
 BENCH_INSTALL=${BENCH_INSTALL:-1}
 BENCH_OUT=${BENCH_OUT:-$BENCH_BUILD/results}
 CLK_TCK=$(getconf CLK_TCK)
 
+# The WebSocket loads, and the servers that have a WebSocket echo (bench_ws_server_cmd).
+has_load() { [[ " $BENCH_LOADS " == *" $1 "* ]]; }
+WS_LOADS=""
+for load in ws64 ws4k; do
+    if has_load "$load"; then WS_LOADS+=" $load"; fi
+done
+WS_SERVERS=()
+for s in $BENCH_SERVERS; do
+    case $s in casgi | uvicorn) WS_SERVERS+=("$s") ;; esac
+done
+
 bench_init
 [ "$BENCH_INSTALL" = 0 ] || bench_install_deps
-bench_build_casgi
+if [ -n "$WS_LOADS" ] || has_load wsidle; then bench_build_casgi ws; else bench_build_casgi; fi
 mkdir -p "$BENCH_OUT"
 rm -f "$BENCH_OUT"/*.csv "$BENCH_OUT"/*.tsv "$BENCH_OUT"/*.dat
 
@@ -77,7 +93,27 @@ for s in $BENCH_SERVERS; do
         bench_log "$s NOT STARTED: $SRV_NOTE"
     fi
 done
-[ ${#started[@]} -gt 0 ] || bench_die "no server started"
+# The WebSocket echo servers, under the keys casgi-ws and uvicorn-ws, for the ws64/ws4k loads.
+declare -A WS_NOTE
+ws_started=()
+if [ -n "$WS_LOADS" ]; then
+    for s in "${WS_SERVERS[@]}"; do
+        if bench_start "$s" ws; then
+            PID[$s-ws]=$SRV_PID
+            PORT[$s-ws]=$SRV_PORT
+            STOP[$s-ws]=$SRV_STOP_SIG
+            ws_started+=("$s")
+            printf '%s-ws\tstarted\tWebSocket echo, pid %s, port %s\n' "$s" "$SRV_PID" "$SRV_PORT" \
+                >>"$BENCH_OUT/status.tsv"
+            bench_log "$s WebSocket echo started (pid $SRV_PID, port $SRV_PORT)"
+        else
+            WS_NOTE[$s]=$SRV_NOTE
+            printf '%s-ws\tnot started\t%s\n' "$s" "$SRV_NOTE" >>"$BENCH_OUT/status.tsv"
+            bench_log "$s WebSocket echo NOT STARTED: $SRV_NOTE"
+        fi
+    done
+fi
+[ ${#started[@]} -gt 0 ] || [ ${#ws_started[@]} -gt 0 ] || bench_die "no server started"
 
 # wrk's duration unit: "1.23ms" -> milliseconds.
 to_ms() {
@@ -87,12 +123,14 @@ to_ms() {
         printf "%.3f", n }'
 }
 
-# run_load SERVER LOAD RUN: one client run; appends a line to throughput.csv.
+# run_load SERVER LOAD RUN [KEY]: one client run against the server started under KEY (default
+# SERVER; casgi-ws for the WebSocket echo); appends a line to throughput.csv.
 run_load() {
-    local s=$1 load=$2 run=$3 url out t0 t1 c0 c1 rps p99 mean="" err share note="" rc=0 wrk_args=()
-    url="http://127.0.0.1:${PORT[$s]}/"
+    local s=$1 load=$2 run=$3 key=${4:-$1} url out t0 t1 c0 c1 rps p99 mean="" err share note=""
+    local rc=0 wrk_args=() ws_size=""
+    url="http://127.0.0.1:${PORT[$key]}/"
     out=$BENCH_TMP/$s-$load-$run.out
-    c0=$(bench_cpu_ticks "${PID[$s]}")
+    c0=$(bench_cpu_ticks "${PID[$key]}")
     t0=$(date +%s%N)
     case $load in
     ka64) wrk_args=(-t1 -c64) ;;
@@ -100,9 +138,14 @@ run_load() {
     pipe16) wrk_args=(-t1 -c64 -s "$BENCH_DIR/pipeline.lua") ;;
     close) wrk_args=(-t1 -c64 -H 'Connection: close') ;;
     h2c) ;;
+    ws64) ws_size=64 ;;
+    ws4k) ws_size=4096 ;;
     *) bench_die "unknown load $load" ;;
     esac
-    if [ "$load" = h2c ]; then
+    if [ -n "$ws_size" ]; then
+        taskset -c "$BENCH_CLIENT_CPU" "$BENCH_BUILD/bench/ws_load" -c 64 -s "$ws_size" \
+            -d "$BENCH_DURATION" -u "ws://127.0.0.1:${PORT[$key]}/" >"$out" 2>&1 || rc=$?
+    elif [ "$load" = h2c ]; then
         taskset -c "$BENCH_CLIENT_CPU" h2load -t1 -c64 -m16 -D "$BENCH_DURATION" \
             --log-file="$out.log" "http://127.0.0.1:${H2C_PORT[$s]}/" >"$out" 2>&1 || rc=$?
     elif [ "$load" = pipe16 ]; then
@@ -113,10 +156,18 @@ run_load() {
             "$url" >"$out" 2>&1 || rc=$?
     fi
     t1=$(date +%s%N)
-    c1=$(bench_cpu_ticks "${PID[$s]}")
+    c1=$(bench_cpu_ticks "${PID[$key]}")
     share=$(awk -v c="$((c1 - c0))" -v hz="$CLK_TCK" -v ns="$((t1 - t0))" \
         'BEGIN { printf "%.3f", (c / hz) / (ns / 1e9) }')
-    if [ "$load" = h2c ]; then
+    if [ -n "$ws_size" ]; then
+        # messages: N echoed in S s, R msg/s
+        # latency: mean A ms, p50 B ms, p99 C ms, max D ms
+        rps=$(awk '/^messages:/ {print $(NF - 1)}' "$out")
+        mean=$(awk '/^latency: mean/ {print $3}' "$out")
+        p99=$(awk '/^latency: mean/ {print $9}' "$out")
+        err=$(awk '/^errors:/ {print $2}' "$out")
+        err=${err:-0}
+    elif [ "$load" = h2c ]; then
         rps=$(awk '/^finished in/ {print $4}' "$out")
         # requests: N total, N started, N done, N succeeded, N failed, N errored, N timeout
         # status codes: N 2xx, N 3xx, N 4xx, N 5xx
@@ -142,7 +193,7 @@ run_load() {
         note="client failed (exit $rc): $(tail -n 2 "$out" | tr '\n' ' ' | head -c 200)"
         bench_log "$s $load run $run: $note"
     fi
-    bench_alive "${PID[$s]}" || note="server died during the run${note:+; $note}"
+    bench_alive "${PID[$key]}" || note="server died during the run${note:+; $note}"
     printf '%s,%s,%s,%s,%s,%s,%s,%s,"%s"\n' "$s" "$load" "$run" "${rps:-}" "${p99:-}" "$mean" \
         "$err" "$share" "${note//\"/\'}" >>"$BENCH_OUT/throughput.csv"
     bench_log "$(printf '%-8s %-6s run %s: %10s req/s  p99 %8s ms  errors %s  server CPU %s' \
@@ -173,14 +224,81 @@ if [[ " $BENCH_LOADS " == *" idle "* ]]; then
     done
 fi
 
+# The same for idle WebSockets (bench/ws_idle.py): each has done its handshake and echoed one
+# 128-byte message. Once without extensions, once with permessage-deflate offered (both servers
+# accept it by default), each on a freshly started echo server so that neither figure inherits
+# the other's freed memory.
+printf 'server,mode,connections,rss_before_kib,rss_after_kib,open,deflate_accepted,bytes_per_connection,note\n' \
+    >"$BENCH_OUT/wsidle.csv"
+if has_load wsidle; then
+    for s in "${WS_SERVERS[@]}"; do
+        for mode in plain deflate; do
+            if ! bench_start "$s" ws; then
+                printf '%s,%s,%s,,,,,,"not started: %s"\n' "$s" "$mode" "$BENCH_WSIDLE_CONNS" \
+                    "${SRV_NOTE//\"/\'}" >>"$BENCH_OUT/wsidle.csv"
+                bench_log "$s WebSocket echo NOT STARTED: $SRV_NOTE"
+                continue
+            fi
+            out=$BENCH_TMP/$s-wsidle-$mode.out
+            args=("$SRV_PORT" "$SRV_PID" "$BENCH_WSIDLE_CONNS")
+            [ "$mode" = deflate ] && args+=(--deflate)
+            if taskset -c "$BENCH_CLIENT_CPU" "$BENCH_PYTHON" "$BENCH_DIR/ws_idle.py" "${args[@]}" \
+                >"$out" 2>&1; then
+                IFS=$'\t' read -r before after open per deflated <"$out"
+                note=$(sed -n '2p' "$out" | head -c 200)
+                printf '%s,%s,%s,%s,%s,%s,%s,%s,"%s"\n' "$s" "$mode" "$BENCH_WSIDLE_CONNS" "$before" \
+                    "$after" "$open" "$deflated" "$per" "${note//\"/\'}" >>"$BENCH_OUT/wsidle.csv"
+                bench_log "$(printf '%-8s wsidle %-7s: %s WebSockets open (deflate on %s), RSS %s -> %s KiB: %s bytes each' \
+                    "$s" "$mode" "$open" "$deflated" "$before" "$after" "$per")"
+            else
+                note=$(tail -n 2 "$out" | tr '\n' ' ' | head -c 200)
+                printf '%s,%s,%s,,,,,,"failed: %s"\n' "$s" "$mode" "$BENCH_WSIDLE_CONNS" \
+                    "${note//\"/\'}" >>"$BENCH_OUT/wsidle.csv"
+                bench_log "$s wsidle $mode: FAILED: $note"
+            fi
+            bench_stop "$SRV_PID" "$SRV_STOP_SIG" 15 || bench_log "$s (WebSocket echo) had to be killed"
+        done
+    done
+fi
+
 total_runs=0
 for load in $BENCH_LOADS; do
-    [ "$load" = idle ] || total_runs=$((total_runs + BENCH_RUNS * ${#started[@]}))
+    case $load in
+    idle | wsidle) ;;
+    ws64 | ws4k) total_runs=$((total_runs + BENCH_RUNS * ${#ws_started[@]})) ;;
+    *) total_runs=$((total_runs + BENCH_RUNS * ${#started[@]})) ;;
+    esac
 done
-bench_log "loads: ${BENCH_LOADS/idle /}; $BENCH_RUNS runs of ${BENCH_DURATION}s each (about $((total_runs * (BENCH_DURATION + 1)))s)"
+loads=" $BENCH_LOADS "
+loads=${loads// idle / }
+loads=${loads// wsidle / }
+bench_log "loads:${loads% }; $BENCH_RUNS runs of ${BENCH_DURATION}s each (about $((total_runs * (BENCH_DURATION + 1)))s)"
 printf 'server,load,run,rps,p99_ms,mean_ms,errors,cpu_share,note\n' >"$BENCH_OUT/throughput.csv"
 for load in $BENCH_LOADS; do
-    [ "$load" = idle ] && continue
+    case $load in idle | wsidle) continue ;; esac
+    if [ "$load" = ws64 ] || [ "$load" = ws4k ]; then
+        # WebSocket echo: casgi and uvicorn (their echo servers); the others have none.
+        for s in $BENCH_SERVERS; do
+            if [ "$s" != casgi ] && [ "$s" != uvicorn ]; then
+                printf '%s,%s,,,,,,,"n/a: no WebSocket echo"\n' "$s" "$load" >>"$BENCH_OUT/throughput.csv"
+            elif [ -n "${WS_NOTE[$s]:-}" ]; then
+                printf '%s,%s,,,,,,,"not started: %s"\n' "$s" "$load" "${WS_NOTE[$s]//\"/\'}" \
+                    >>"$BENCH_OUT/throughput.csv"
+            fi
+        done
+        for run in $(seq "$BENCH_RUNS"); do
+            for s in "${ws_started[@]}"; do
+                if ! bench_alive "${PID[$s-ws]}"; then
+                    printf '%s,%s,%s,,,,,,"server not running"\n' "$s" "$load" "$run" \
+                        >>"$BENCH_OUT/throughput.csv"
+                    continue
+                fi
+                run_load "$s" "$load" "$run" "$s-ws"
+                sleep 0.5
+            done
+        done
+        continue
+    fi
     for run in $(seq "$BENCH_RUNS"); do
         for s in "${started[@]}"; do
             if ! bench_alive "${PID[$s]}"; then
@@ -201,6 +319,9 @@ done
 
 for s in "${started[@]}"; do
     bench_stop "${PID[$s]}" "${STOP[$s]}" 15 || bench_log "$s had to be killed"
+done
+for s in "${ws_started[@]}"; do
+    bench_stop "${PID[$s-ws]}" "${STOP[$s-ws]}" 15 || bench_log "$s (WebSocket echo) had to be killed"
 done
 
 if [ "$BENCH_PERREQ" != 0 ]; then

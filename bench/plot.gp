@@ -27,7 +27,7 @@ set linetype 4 lc rgb "#9467bd"
 
 set multiplot layout 1,3 title "casgi and its peers, one server core each (higher is better on the left, lower in the middle and right)"
 
-set title "Throughput, req/s (log; * = per server core)"
+set title "Throughput, req/s or WebSocket msg/s (log; * = per server core)"
 set logscale y
 set format y "%.0s%c"
 set yrange [1000:tmax * 8]

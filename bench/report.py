@@ -3,8 +3,9 @@
 
     report.py --out DIR [--perreq-only] [--command CMD] [--docs FILE.md --png FILE.png]
 
-DIR holds what the scripts wrote: meta.tsv, versions.tsv, status.tsv, throughput.csv and
-perreq.csv. The tables go to stdout as Markdown; with --docs they are also written, with the
+DIR holds what the scripts wrote: meta.tsv, versions.tsv, status.tsv, throughput.csv (HTTP
+loads in req/s, WebSocket echo loads in messages/s), idle.csv, wsidle.csv and perreq.csv. The
+tables go to stdout as Markdown; with --docs they are also written, with the
 machine, the versions and the command that reproduces them, to FILE.md, and with --png a chart
 drawn by gnuplot (bench/plot.gp) to FILE.png.
 """
@@ -26,7 +27,10 @@ LOADS = {
     "pipe16": ("pipelined x16, 64 connections", False),
     "close": ("Connection: close, 64 connections", False),
     "h2c": ("h2c, 64 connections x 16 streams", False),
+    "ws64": ("WebSocket echo, 64 B messages, 64 connections", False),
+    "ws4k": ("WebSocket echo, 4 KiB messages, 64 connections", False),
 }
+WS_LOADS = ("ws64", "ws4k")  # figures in messages/s, against uvicorn with websockets only
 
 # Same-run targets from issue 5: load -> {peer: minimum ratio casgi / peer}.
 RATIO_TARGETS = {
@@ -35,7 +39,15 @@ RATIO_TARGETS = {
     "pipe16": {"nginx": 2.0, "uvicorn": 3.0},
     "close": {"nginx": 1.0, "uvicorn": 3.0},
     "h2c": {"h2o": 1.2, "uvicorn": 3.0},
+    "ws64": {"uvicorn": 5.0},
+    "ws4k": {"uvicorn": 5.0},
 }
+
+# Server RSS growth per idle WebSocket (issue 5): mode -> (label, casgi target in bytes or None).
+WSIDLE_ROWS = [
+    ("plain", "per idle WebSocket, no extension", 2048),
+    ("deflate", "per idle WebSocket, permessage-deflate offered", None),
+]
 
 # Per-request rows: (load, tool, label, casgi target).
 PERREQ_ROWS = [
@@ -133,16 +145,31 @@ class Throughput:
         note = self.notes.get((server, load), "")
         if note.startswith("n/a"):
             return "n/a"
+        if note.startswith("not started"):
+            return "not started"
         return "failed" if note else "—"
 
 
 def throughput_tables(tp, versions):
+    """The HTTP table, the WebSocket echo table and the table of casgi's ratios."""
+    main = throughput_table(tp, versions, [ld for ld in tp.loads() if ld not in WS_LOADS],
+                            "req/s")
+    if "pipe16" in tp.loads():
+        main += ("\n\n\\* wrk's percentiles are unusable when pipelining (they read 0), so the mean "
+                 "latency of a 16-request batch is shown instead.")
+    ws = throughput_table(tp, versions, [ld for ld in tp.loads() if ld in WS_LOADS], "msg/s")
+    return main, ws, ratio_table(tp)
+
+
+def throughput_table(tp, versions, loads, unit):
     rows = []
-    for load in tp.loads():
+    for load in loads:
         label, keepalive = LOADS[load]
         for s in tp.servers():
             run = tp.median(s, load)
             if run is None:
+                if load in WS_LOADS and tp.missing(s, load) == "n/a":
+                    continue  # no WebSocket echo in that server's configuration
                 rows.append([label, name(s, versions), tp.missing(s, load), "", "", "", "", ""])
                 continue
             rps, share = float(run["rps"]), num(run["cpu_share"])
@@ -158,17 +185,19 @@ def throughput_tables(tp, versions):
                 tp.errors.get((s, load), 0),
                 f"{share * 100:.0f}%" if share is not None else "—",
                 f"{per_core:,.0f}" if per_core else "—", ratio])
-    main = table(["load", "server", "req/s (median)", "p99 ms", "errors (all runs)",
-                  "server CPU", "req/s per server core", "casgi ÷ server"], rows)
-    if "pipe16" in tp.loads():
-        main += ("\n\n\\* wrk's percentiles are unusable when pipelining (they read 0), so the mean "
-                 "latency of a 16-request batch is shown instead.")
+    if not rows:
+        return ""
+    return table(["load", "server", f"{unit} (median)", "p99 ms", "errors (all runs)",
+                  "server CPU", f"{unit} per server core", "casgi ÷ server"], rows)
 
+
+def ratio_table(tp):
     peers = [p for p in PEERS if p in tp.servers()]
     ratio_rows = []
     for load in tp.loads():
         label, keepalive = LOADS[load]
-        row = [label, "req/s per server core" if keepalive else "req/s"]
+        unit = "msg/s" if load in WS_LOADS else "req/s"
+        row = [label, f"{unit} per server core" if keepalive else unit]
         casgi = tp.figure("casgi", load)
         for peer in peers:
             peer_fig = tp.figure(peer, load)
@@ -185,8 +214,7 @@ def throughput_tables(tp, versions):
                              else f" ✗ (target {target:g}x, short by {(1 - r / target) * 100:.0f}%)")
             row.append(cell)
         ratio_rows.append(row)
-    ratios = table(["load", "compared"] + [f"casgi ÷ {p}" for p in peers], ratio_rows)
-    return main, ratios
+    return table(["load", "compared"] + [f"casgi ÷ {p}" for p in peers], ratio_rows)
 
 
 def name(server, versions):
@@ -279,6 +307,50 @@ def idle_table(rows, versions):
                  [["server RSS growth per connection"] + cells + [target]])
 
 
+def wsidle_table(rows, versions):
+    """Server RSS growth per idle WebSocket, without and with permessage-deflate offered."""
+    if not rows:
+        return ""
+    servers = [s for s in SERVERS if any(r["server"] == s for r in rows)]
+    by = {(r["server"], r["mode"]): r for r in rows}
+    out = []
+    for mode, label, target in WSIDLE_ROWS:
+        if not any(r["mode"] == mode for r in rows):
+            continue
+        row = [label]
+        for s in servers:
+            r = by.get((s, mode))
+            if r is None:
+                row.append("—")
+            elif num(r["bytes_per_connection"]) is None:
+                row.append("not started" if r["note"].startswith("not started") else "failed")
+            else:
+                extra = []
+                if r["open"] != r["connections"]:
+                    extra.append(f"{r['open']} stayed open")
+                if mode == "deflate" and r["deflate_accepted"] != r["open"]:
+                    extra.append(f"deflate accepted on {r['deflate_accepted']}")
+                row.append(f"{num(r['bytes_per_connection']):,.0f} B" +
+                           (f" ({', '.join(extra)})" if extra else ""))
+        casgi = by.get(("casgi", mode))
+        casgi = num(casgi["bytes_per_connection"]) if casgi else None
+        if target is None:
+            row.append("reported")
+        else:
+            t = f"≤ {target:,} B"
+            if casgi is not None:
+                t += " ✓" if casgi <= target else f" ✗ ({casgi / target:.1f}x the target)"
+            row.append(t)
+        out.append(row)
+    n = rows[0]["connections"]
+    return table([f"memory, {int(n):,} idle WebSockets"] + [name(s, versions) for s in servers] +
+                 ["casgi target"], out)
+
+
+def wsidle_notes(rows):
+    return [f"- {r['server']} wsidle {r['mode']}: {r['note']}" for r in rows if r["note"]]
+
+
 def rows_n(rows, field="n1"):
     """The request count most rows used (the default one)."""
     counts = [r[field] for r in rows if r[field]]
@@ -293,7 +365,10 @@ def write_chart(tp, perreq_rows, out_dir, png):
         f.write("load " + " ".join(servers) + "\n")
         for load in (tp.loads() if tp else []):
             label = {"ka64": "keep-alive-64*", "ka256": "keep-alive-256*", "pipe16": "pipelined-x16",
-                     "close": "Connection:close", "h2c": "h2c-m16"}[load]
+                     "close": "Connection:close", "h2c": "h2c-m16", "ws64": "ws-echo-64B",
+                     "ws4k": "ws-echo-4KiB"}[load]
+            if LOADS[load][1] and not label.endswith("*"):
+                label += "*"
             vals = [tp.figure(s, load) for s in servers]
             tallest["throughput.dat"] = max([tallest["throughput.dat"]] + [v for v in vals if v])
             f.write(label + " " + " ".join("NaN" if v is None else f"{v:.0f}" for v in vals) + "\n")
@@ -342,18 +417,25 @@ def main():
         state, _, note = line[1].partition("\t")
         status[line[0]] = (state, note)
     tp = Throughput(read_csv(os.path.join(args.out, "throughput.csv")), status)
-    main_text, ratio_text = throughput_tables(tp, versions)
+    main_text, ws_text, ratio_text = throughput_tables(tp, versions)
     idle_text = idle_table(read_csv(os.path.join(args.out, "idle.csv")), versions)
+    wsidle_rows = read_csv(os.path.join(args.out, "wsidle.csv"))
+    wsidle_text = wsidle_table(wsidle_rows, versions)
     not_started = [f"- {s}: not started: {note}" for s, (state, note) in status.items()
                    if state == "not started"]
     failed = [f"- {s} {load}: {note}" for (s, load), note in tp.notes.items()
-              if not note.startswith("n/a")]
+              if not note.startswith("n/a") and not note.startswith("not started")]
+    ws_notes = wsidle_notes(wsidle_rows)
     duration, runs = meta.get("duration", "?"), meta.get("runs", "?")
 
     print(f"\nThroughput: {runs} runs of {duration}s per load, server on CPU "
           f"{meta.get('server_cpu', '0')}, load generator on CPU {meta.get('client_cpu', '1')}:\n")
     print(main_text)
-    print("\ncasgi's ratio to each peer (keep-alive: req/s per server core; others: req/s):\n")
+    if ws_text:
+        print("\nWebSocket echo (bench/ws_load, 1 message in flight per connection):\n")
+        print(ws_text)
+    print("\ncasgi's ratio to each peer (keep-alive: req/s per server core; others: req/s or "
+          "msg/s):\n")
     print(ratio_text)
     if not_started + failed:
         print("\n" + "\n".join(not_started + failed))
@@ -361,6 +443,11 @@ def main():
         print("\nMemory (RSS growth of the server's processes, one request served on each "
               "connection):\n")
         print(idle_text)
+    if wsidle_text:
+        print("\nMemory per idle WebSocket (RSS growth, one 128-byte message echoed on each):\n")
+        print(wsidle_text)
+        if ws_notes:
+            print("\n" + "\n".join(ws_notes))
     print("\nPer request (marginal over two request counts, one connection):\n")
     print(pr_text or "(no per-request figures)")
     print("\n" + "\n".join(pr_notes) if pr_notes else "")
@@ -371,14 +458,14 @@ def main():
             chart = f"\n![throughput and per-request costs]({os.path.basename(args.png)})\n"
             print(f"\nbench: wrote {args.png}", file=sys.stderr)
     if args.docs:
-        write_docs(args, meta, versions, main_text, ratio_text, not_started + failed,
-                   idle_text, pr_text, pr_notes, chart)
+        write_docs(args, meta, versions, main_text, ws_text, ratio_text, not_started + failed,
+                   idle_text, wsidle_text, ws_notes, pr_text, pr_notes, chart)
         print(f"bench: wrote {args.docs}", file=sys.stderr)
     return 0
 
 
-def write_docs(args, meta, versions, main_text, ratio_text, tp_notes, idle_text, pr_text,
-               pr_notes, chart):
+def write_docs(args, meta, versions, main_text, ws_text, ratio_text, tp_notes, idle_text,
+               wsidle_text, ws_notes, pr_text, pr_notes, chart):
     duration, runs = meta.get("duration", "?"), meta.get("runs", "?")
     vrows = [[k, v] for k, v in versions.items()]
     doc = f"""# Benchmarks
@@ -416,6 +503,14 @@ req/s.
 
 {main_text}
 
+WebSocket echo: `bench/ws_load -c 64 -s SIZE` (C, libuv and wslay, one thread), 64 connections
+each with one binary message in flight: it sends, waits for the echo, checks it and sends the
+next. Messages/s counts the echoes received in the run; p99 is the round trip from sending a
+message to having its echo whole. casgi runs `apps/ws_echo.so`, uvicorn a 15-line ASGI echo app
+with `--ws websockets`; nginx and h2o have no WebSocket echo.
+
+{ws_text or "(not measured in this run)"}
+
 casgi's ratio to each peer, with the same-run targets of issue 5 where there is one:
 
 {ratio_text}
@@ -429,6 +524,14 @@ has served one request; socket buffers in the kernel are not included.
 
 {idle_text or "(not measured in this run)"}
 
+The same for idle WebSockets (`bench/ws_idle.py`), each of which has done its handshake and
+echoed one 128-byte binary message, against the echo servers above, started afresh for each of
+the two runs: without extensions, and with `permessage-deflate; client_max_window_bits` offered
+(both servers accept it by default; the message then goes out compressed, so both of the
+server's zlib streams have been used). The warm-up opens, uses and closes 20 WebSockets first.
+
+{wsidle_text or "(not measured in this run)"}
+{chr(10).join(ws_notes)}
 ## Per request
 
 User-space instructions (valgrind --tool=callgrind, every instruction the server process runs,
@@ -458,6 +561,10 @@ configuration generated by `bench/common.sh`:
   response costs about three times the instructions per request.
 - **uvicorn**: a six-line ASGI app, `--loop uvloop --http httptools --workers 1
   --no-access-log --lifespan off`, run by Debian's `/usr/bin/python3`.
+
+For the WebSocket loads casgi and uvicorn run a second time, as echo servers with their default
+WebSocket settings: casgi with `apps/ws_echo.so`, uvicorn with a 15-line ASGI echo app and `--ws
+websockets` (Debian's python3-websockets), with the options above.
 
 ## Reproduce
 

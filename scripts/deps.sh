@@ -7,8 +7,10 @@ packages=(
   # build
   gcc make cmake pkg-config
   libuv1-dev libcmocka-dev node-llhttp libnghttp2-dev libwslay-dev libssl-dev zlib1g-dev
+  # demo apps
+  libjansson-dev
   # test peers
-  curl python3 wrk procps
+  curl python3 python3-websockets wrk procps
 )
 
 missing=()

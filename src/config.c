@@ -49,6 +49,8 @@ int casgi_config_validate(const casgi_config_t *cfg, const char **why)
         reason = "timeout_keep_alive must be positive";
     else if (cfg->timeout_request_header == 0)
         reason = "timeout_request_header must be positive";
+    else if (cfg->ws_ping_interval > 0 && cfg->ws_ping_timeout == 0)
+        reason = "ws_ping_timeout must be positive when pings are on (ws_ping_interval > 0)";
     else if (cfg->ws_max_size < 1 || cfg->ws_max_queue < 1)
         reason = "ws_max_size and ws_max_queue must be positive";
     else if (cfg->ws_deflate_window_bits < 9 || cfg->ws_deflate_window_bits > 15)

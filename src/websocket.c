@@ -291,9 +291,24 @@ static int out_common_headers(ws_t *w)
     return 0;
 }
 
+/* Uvicorn's line for a handshake: '127.0.0.1:5000 - "WebSocket /path" [accepted]'. */
+static void access_log(ws_t *w, const char *outcome)
+{
+    casgi_server_t *server = w->server;
+    if (!server->cfg.access_log || server->log.level > CASGI_LOG_INFO)
+        return;
+    const casgi_scope_t *s = &w->call.scope;
+    char client[INET6_ADDRSTRLEN + 8] = "-";
+    if (s->client.host)
+        snprintf(client, sizeof(client), "%s:%d", s->client.host, s->client.port);
+    casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s - \"WebSocket %.*s\" [%s]", client,
+                     (int)s->raw_path.len, s->raw_path.base, outcome);
+}
+
 /* A complete HTTP answer to the handshake, then a lingering close. */
 static void refuse(ws_t *w, int status, const char *extra_header)
 {
+    access_log(w, status == 403 ? "rejected" : "refused");
     char line[64];
     size_t n = casgi__http1_status_line(status, line);
     const char *body = status == 403   ? "Forbidden\n"
@@ -527,6 +542,7 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
     if (OUT_LIT(w, "\r\n"))
         return CASGI_ENOMEM;
     w->state = WS_OPEN;
+    access_log(w, "accepted");
     if (server->cfg.ws_ping_interval)
         casgi__conn_set_deadline(w->conn, server->cfg.ws_ping_interval);
     else

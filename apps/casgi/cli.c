@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 enum {
     OPT_HOST = 256, /* above every char, so getopt's '?' and ':' cannot collide */
@@ -40,6 +41,16 @@ enum {
     OPT_TIMEOUT_REQUEST_HEADER,
     OPT_MAX_REQUEST_HEAD,
     OPT_MAX_URL,
+    OPT_WS,
+    OPT_WS_MAX_SIZE,
+    OPT_WS_MAX_QUEUE,
+    OPT_WS_PING_INTERVAL,
+    OPT_WS_PING_TIMEOUT,
+    OPT_WS_PER_MESSAGE_DEFLATE,
+    OPT_NO_WS_PER_MESSAGE_DEFLATE,
+    OPT_WS_DEFLATE_WINDOW_BITS,
+    OPT_WS_DEFLATE_MEM_LEVEL,
+    OPT_WS_DEFLATE_THRESHOLD,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -68,6 +79,18 @@ static const struct option long_options[] = {
     {"timeout-request-header", required_argument, NULL, OPT_TIMEOUT_REQUEST_HEADER},
     {"max-request-head", required_argument, NULL, OPT_MAX_REQUEST_HEAD},
     {"max-url", required_argument, NULL, OPT_MAX_URL},
+    {"ws", required_argument, NULL, OPT_WS},
+    {"ws-max-size", required_argument, NULL, OPT_WS_MAX_SIZE},
+    {"ws-max-queue", required_argument, NULL, OPT_WS_MAX_QUEUE},
+    {"ws-ping-interval", required_argument, NULL, OPT_WS_PING_INTERVAL},
+    {"ws-ping-timeout", required_argument, NULL, OPT_WS_PING_TIMEOUT},
+    /* Uvicorn's form is "--ws-per-message-deflate BOOLEAN"; the value is optional here, and
+     * cli_parse() takes it from the next argument when that is a boolean word. */
+    {"ws-per-message-deflate", optional_argument, NULL, OPT_WS_PER_MESSAGE_DEFLATE},
+    {"no-ws-per-message-deflate", no_argument, NULL, OPT_NO_WS_PER_MESSAGE_DEFLATE},
+    {"ws-deflate-window-bits", required_argument, NULL, OPT_WS_DEFLATE_WINDOW_BITS},
+    {"ws-deflate-mem-level", required_argument, NULL, OPT_WS_DEFLATE_MEM_LEVEL},
+    {"ws-deflate-threshold", required_argument, NULL, OPT_WS_DEFLATE_THRESHOLD},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -114,6 +137,23 @@ static const char usage_text[] =
     "                                   [like --h11-max-incomplete-event-size; default: 65536]\n"
     "  --max-url BYTES                  Answer 414 to longer request targets.\n"
     "                                   [casgi only; default: 8192]\n"
+    "  --ws [auto|none]                 WebSocket support; websockets, websockets-sansio and\n"
+    "                                   wsproto are read as auto. [default: auto]\n"
+    "  --ws-max-size BYTES              Close with 1009 on larger messages.\n"
+    "                                   [default: 16777216]\n"
+    "  --ws-max-queue INTEGER           Received messages buffered per connection before\n"
+    "                                   reading pauses. [default: 32]\n"
+    "  --ws-ping-interval SECONDS       Ping every this often; 0 disables. [default: 20]\n"
+    "  --ws-ping-timeout SECONDS        Close with 1011 when no pong comes within this.\n"
+    "                                   [default: 20]\n"
+    "  --ws-per-message-deflate BOOLEAN Negotiate permessage-deflate; the bare flag means\n"
+    "                                   true, --no-ws-per-message-deflate false. [default: true]\n"
+    "  --ws-deflate-window-bits 9..15   Our LZ77 window (server_max_window_bits).\n"
+    "                                   [casgi only; default: 15]\n"
+    "  --ws-deflate-mem-level 1..9      zlib memLevel of the compressor.\n"
+    "                                   [casgi only; default: 8]\n"
+    "  --ws-deflate-threshold BYTES     Send shorter messages uncompressed.\n"
+    "                                   [casgi only; default: 64]\n"
     "  --version                        Show the version and exit.\n"
     "  --help                           Show this message and exit.\n"
     "\n"
@@ -217,6 +257,44 @@ static int parse_lifespan(const char *arg, casgi_lifespan_mode_t *out)
     return 0;
 }
 
+/*
+ * --ws: Uvicorn picks an implementation (websockets, websockets-sansio, wsproto) or none. casgi
+ * has one, so every implementation name means "on", and scripts written for Uvicorn still run.
+ */
+static int parse_ws(const char *arg, int *out)
+{
+    static const char *const on[] = {"auto", "websockets", "websockets-sansio", "wsproto"};
+    size_t i;
+
+    if (strcmp(arg, "none") == 0) {
+        *out = 0;
+        return 0;
+    }
+    for (i = 0; i < sizeof(on) / sizeof(on[0]); i++) {
+        if (strcmp(arg, on[i]) == 0) {
+            *out = 1;
+            return 0;
+        }
+    }
+    return usage_error("--ws", arg, "is not one of auto, none, websockets, wsproto");
+}
+
+/* The words click's BOOLEAN accepts, in any case: 1 for true, 0 for false, -1 for neither. */
+static int bool_word(const char *arg)
+{
+    static const char *const yes[] = {"1", "true", "t", "yes", "y", "on"};
+    static const char *const no[] = {"0", "false", "f", "no", "n", "off"};
+    size_t i;
+
+    for (i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(arg, yes[i]) == 0)
+            return 1;
+        if (strcasecmp(arg, no[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 /* One option; returns CLI_RUN, CLI_EXIT_OK (help/version printed) or an error status. */
 static int apply(cli_options_t *opts, int opt, const char *arg)
 {
@@ -305,6 +383,51 @@ static int apply(cli_options_t *opts, int opt, const char *arg)
             cfg->max_url = (size_t)v;
         opts->max_url_set = 1;
         break;
+    case OPT_WS:
+        rc = parse_ws(arg, &cfg->ws);
+        break;
+    case OPT_WS_MAX_SIZE:
+        rc = parse_uint("--ws-max-size", arg, 1, UINT64_MAX, &cfg->ws_max_size);
+        break;
+    case OPT_WS_MAX_QUEUE:
+        if ((rc = parse_uint("--ws-max-queue", arg, 1, UINT_MAX, &v)) == 0)
+            cfg->ws_max_queue = (unsigned)v;
+        break;
+    case OPT_WS_PING_INTERVAL:
+        rc = parse_seconds("--ws-ping-interval", arg, &cfg->ws_ping_interval);
+        break;
+    /* A zero timeout would close every connection at its first ping; say how to mean "off". */
+    case OPT_WS_PING_TIMEOUT:
+        if ((rc = parse_seconds("--ws-ping-timeout", arg, &v)) == 0 && v == 0)
+            rc = usage_error("--ws-ping-timeout", arg,
+                             "must be positive (--ws-ping-interval 0 turns pings off)");
+        if (rc == 0)
+            cfg->ws_ping_timeout = v;
+        break;
+    case OPT_WS_PER_MESSAGE_DEFLATE:
+        /* arg is NULL for the bare flag (cli_parse() has already taken a separate value). */
+        if (arg == NULL)
+            cfg->ws_per_message_deflate = 1;
+        else if (bool_word(arg) >= 0)
+            cfg->ws_per_message_deflate = bool_word(arg);
+        else
+            rc = usage_error("--ws-per-message-deflate", arg, "is not a boolean (true or false)");
+        break;
+    case OPT_NO_WS_PER_MESSAGE_DEFLATE:
+        cfg->ws_per_message_deflate = 0;
+        break;
+    case OPT_WS_DEFLATE_WINDOW_BITS:
+        if ((rc = parse_uint("--ws-deflate-window-bits", arg, 9, 15, &v)) == 0)
+            cfg->ws_deflate_window_bits = (int)v;
+        break;
+    case OPT_WS_DEFLATE_MEM_LEVEL:
+        if ((rc = parse_uint("--ws-deflate-mem-level", arg, 1, 9, &v)) == 0)
+            cfg->ws_deflate_mem_level = (int)v;
+        break;
+    case OPT_WS_DEFLATE_THRESHOLD:
+        if ((rc = parse_uint("--ws-deflate-threshold", arg, 0, SIZE_MAX, &v)) == 0)
+            cfg->ws_deflate_threshold = (size_t)v;
+        break;
     case OPT_HELP:
         fputs(usage_text, stdout);
         return CLI_EXIT_OK;
@@ -344,6 +467,12 @@ int cli_parse(cli_options_t *opts, int argc, char **argv)
             return usage_error(argv[optind - 1], NULL, "no such option (try 'casgi --help')");
         if (opt == ':')
             return usage_error(argv[optind - 1], NULL, "requires a value");
+        /* "--ws-per-message-deflate false" (Uvicorn) as well as the bare flag: a following
+         * boolean word is its value. Advancing optind is what getopt does for a separate
+         * required value, so its permutation of non-options stays intact. */
+        if (opt == OPT_WS_PER_MESSAGE_DEFLATE && optarg == NULL && optind < argc &&
+            bool_word(argv[optind]) >= 0)
+            optarg = argv[optind++];
         rc = apply(opts, opt, optarg);
         if (rc != CLI_RUN)
             return rc;

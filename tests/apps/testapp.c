@@ -10,6 +10,11 @@
  * variable CASGI_TEST_LIFESPAN: ok (default), ok-slow, fail, fail-slow, unsupported,
  * shutdown-fail.
  *
+ * WebSocket scopes are routed the same way under /ws/ (echo, scope, subprotocol, accept-headers,
+ * reject, deny, close/CODE, send-after-disconnect, fail-before-accept, fail-after-accept,
+ * return-after-accept, slow-reader, flood/N, burst/N); their outcomes go to the log, and the HTTP
+ * routes /ws-release and /ws-stats control and report the slow-reader and flood routes.
+ *
  * Lines starting with "testapp:" go to stderr at the moments the tests need to observe (lifespan
  * events, a slow request started or finished).
  *
@@ -360,42 +365,56 @@ static void put_str_line(sbuf_t *sb, const char *key, const char *s)
         put_bytes_line(sb, key, CASGI_STR(s));
 }
 
-/* The scope, one "key=value" line each; headers as "header=name: value" in order. */
-static void route_scope(req_t *r)
+/* The scope, one "key=value" line each; headers as "header=name: value" in order; for a
+ * websocket scope also "subprotocol=..." lines, in order. */
+static void put_scope(sbuf_t *sb, const casgi_scope_t *s)
 {
-    const casgi_scope_t *s = r->scope;
-    sbuf_t sb = {0};
     size_t i;
 
-    sb_printf(&sb, "type=%s\n", s->type == CASGI_SCOPE_HTTP ? "http" : "other");
-    put_str_line(&sb, "asgi_version", s->asgi_version);
-    put_str_line(&sb, "spec_version", s->spec_version);
-    put_str_line(&sb, "http_version", s->http_version);
-    put_bytes_line(&sb, "method", s->method);
-    put_str_line(&sb, "scheme", s->scheme);
-    put_bytes_line(&sb, "path", s->path);
-    put_bytes_line(&sb, "raw_path", s->raw_path);
-    put_bytes_line(&sb, "query_string", s->query_string);
-    put_bytes_line(&sb, "root_path", s->root_path);
-    put_str_line(&sb, "client_host", s->client.host);
-    sb_printf(&sb, "client_port=%d\n", s->client.port);
-    put_str_line(&sb, "server_host", s->server.host);
-    sb_printf(&sb, "server_port=%d\n", s->server.port);
+    sb_printf(sb, "type=%s\n",
+              s->type == CASGI_SCOPE_HTTP        ? "http"
+              : s->type == CASGI_SCOPE_WEBSOCKET ? "websocket"
+                                                 : "other");
+    put_str_line(sb, "asgi_version", s->asgi_version);
+    put_str_line(sb, "spec_version", s->spec_version);
+    put_str_line(sb, "http_version", s->http_version);
+    put_bytes_line(sb, "method", s->method);
+    put_str_line(sb, "scheme", s->scheme);
+    put_bytes_line(sb, "path", s->path);
+    put_bytes_line(sb, "raw_path", s->raw_path);
+    put_bytes_line(sb, "query_string", s->query_string);
+    put_bytes_line(sb, "root_path", s->root_path);
+    put_str_line(sb, "client_host", s->client.host);
+    sb_printf(sb, "client_port=%d\n", s->client.port);
+    put_str_line(sb, "server_host", s->server.host);
+    sb_printf(sb, "server_port=%d\n", s->server.port);
     if (s->state == NULL)
-        sb_printf(&sb, "state=NULL\n");
+        sb_printf(sb, "state=NULL\n");
     else if (s->state == (void *)g_state)
-        sb_printf(&sb, "state=%s\n", g_state);
+        sb_printf(sb, "state=%s\n", g_state);
     else
-        sb_printf(&sb, "state=unknown\n");
-    sb_printf(&sb, "extensions=%u\n", s->extensions);
-    sb_printf(&sb, "num_headers=%zu\n", s->num_headers);
-    for (i = 0; i < s->num_headers; i++) {
-        sb_put(&sb, "header=", 7);
-        sb_escaped(&sb, s->headers[i].name.base, s->headers[i].name.len);
-        sb_put(&sb, ": ", 2);
-        sb_escaped(&sb, s->headers[i].value.base, s->headers[i].value.len);
-        sb_put(&sb, "\n", 1);
+        sb_printf(sb, "state=unknown\n");
+    sb_printf(sb, "extensions=%u\n", s->extensions);
+    if (s->type == CASGI_SCOPE_WEBSOCKET) {
+        sb_printf(sb, "num_subprotocols=%zu\n", s->num_subprotocols);
+        for (i = 0; i < s->num_subprotocols; i++)
+            put_bytes_line(sb, "subprotocol", s->subprotocols[i]);
     }
+    sb_printf(sb, "num_headers=%zu\n", s->num_headers);
+    for (i = 0; i < s->num_headers; i++) {
+        sb_put(sb, "header=", 7);
+        sb_escaped(sb, s->headers[i].name.base, s->headers[i].name.len);
+        sb_put(sb, ": ", 2);
+        sb_escaped(sb, s->headers[i].value.base, s->headers[i].value.len);
+        sb_put(sb, "\n", 1);
+    }
+}
+
+static void route_scope(req_t *r)
+{
+    sbuf_t sb = {0};
+
+    put_scope(&sb, r->scope);
     respond_sb_and_finish(r, 200, &sb);
 }
 
@@ -1007,6 +1026,580 @@ static void route_read_after_response(req_t *r)
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* WebSocket routes                                                                             */
+/* ------------------------------------------------------------------------------------------- */
+
+/*
+ * Every websocket call first receives websocket.connect, then does the one thing its route is
+ * for. Log lines name the route and carry the query string in brackets ("ws-echo[id=7]: ..."), so
+ * a test finds the lines of its own connection; the lines a test may need after the runner has
+ * exited (a disconnect during shutdown) also go to stderr.
+ */
+
+typedef struct ws_s ws_t;
+typedef void (*ws_step_fn)(ws_t *w);
+
+struct ws_s {
+    casgi_call_t *call;
+    const casgi_scope_t *scope;
+    const char *route; /* "echo", "close", ... */
+    uint64_t param;    /* the number after the route, when it takes one */
+    char tag[64];      /* the query string, printable bytes only */
+    ws_step_fn on_connect;
+    int ended;
+
+    /* received */
+    uint64_t messages;
+    uint64_t bytes;
+
+    /* /ws/flood */
+    uint64_t sent;
+    size_t size;
+    unsigned char *payload;
+
+    /* /ws/slow-reader: parked until GET /ws-release */
+    ws_t *next_waiting;
+    int waiting;
+};
+
+static ws_t *g_ws_waiting;
+static unsigned g_ws_calls;
+static uint64_t g_flood_sent;
+static uint64_t g_flood_bytes;
+static uint64_t g_slow_messages;
+static uint64_t g_slow_bytes;
+
+/* `b` with testapp's \xNN escaping into `out` (truncated to fit, always NUL-terminated). */
+static const char *escape_into(char *out, size_t size, casgi_bytes_t b)
+{
+    size_t i, o = 0;
+
+    for (i = 0; i < b.len && o + 5 < size; i++) {
+        unsigned char c = (unsigned char)b.base[i];
+        if (c < 0x20 || c >= 0x7f || c == '\\')
+            o += (size_t)snprintf(out + o, size - o, "\\x%02x", c);
+        else
+            out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return out;
+}
+
+static void ws_unpark(ws_t *w)
+{
+    ws_t **p;
+
+    if (!w->waiting)
+        return;
+    for (p = &g_ws_waiting; *p != NULL; p = &(*p)->next_waiting) {
+        if (*p == w) {
+            *p = w->next_waiting;
+            break;
+        }
+    }
+    w->next_waiting = NULL;
+    w->waiting = 0;
+}
+
+/* Ends the call and frees the state; the ECANCELED callbacks that casgi_call_end() runs see
+ * w->ended and do nothing. */
+static void ws_finish(ws_t *w, int error)
+{
+    int rc;
+
+    w->ended = 1;
+    ws_unpark(w);
+    rc = casgi_call_end(w->call, error);
+    if (rc != 0)
+        say("casgi_call_end(ws-%s) returned %d", w->route, rc);
+    free(w->payload);
+    free(w);
+}
+
+static int ws_accept(ws_t *w, casgi_bytes_t subprotocol, const casgi_header_t *h, size_t n)
+{
+    casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_ACCEPT};
+
+    ev.accept.subprotocol = subprotocol;
+    ev.accept.headers = h;
+    ev.accept.num_headers = n;
+    return casgi_send(w->call, &ev, NULL, NULL);
+}
+
+static int ws_send(ws_t *w, int is_text, const void *p, size_t n, casgi_send_cb cb)
+{
+    casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_SEND};
+
+    ev.message.is_text = is_text;
+    ev.message.data.base = p;
+    ev.message.data.len = n;
+    return casgi_send(w->call, &ev, cb, cb ? w : NULL);
+}
+
+static int ws_close(ws_t *w, int code, casgi_bytes_t reason)
+{
+    casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_CLOSE};
+
+    ev.close.code = code;
+    ev.close.reason = reason;
+    return casgi_send(w->call, &ev, NULL, NULL);
+}
+
+/* Receives into `cb`; a refused receive is logged and ends the call. Returns 0 or the error. */
+static int ws_receive(ws_t *w, casgi_receive_cb cb)
+{
+    int rc = casgi_receive(w->call, cb, w);
+
+    if (rc != 0) {
+        record("ws-%s[%s]: receive=%d", w->route, w->tag, rc);
+        ws_finish(w, rc);
+    }
+    return rc;
+}
+
+/* Accepts; a refused accept is logged and ends the call. Returns 0 or the error. */
+static int ws_accept_or_finish(ws_t *w, casgi_bytes_t subprotocol, const casgi_header_t *h,
+                               size_t n)
+{
+    int rc = ws_accept(w, subprotocol, h, n);
+
+    if (rc != 0) {
+        record("ws-%s[%s]: accept=%d", w->route, w->tag, rc);
+        ws_finish(w, rc);
+    }
+    return rc;
+}
+
+static void ws_log_disconnect(ws_t *w, const casgi_event_t *ev)
+{
+    char reason[600];
+
+    escape_into(reason, sizeof(reason), ev->close.reason);
+    record("ws-%s[%s]: disconnect code=%d reason=%s messages=%" PRIu64 " bytes=%" PRIu64, w->route,
+           w->tag, ev->close.code, reason, w->messages, w->bytes);
+    say("ws-%s[%s]: disconnect code=%d reason=%s messages=%" PRIu64 " bytes=%" PRIu64, w->route,
+        w->tag, ev->close.code, reason, w->messages, w->bytes);
+}
+
+/* Handles the statuses and event types every receive loop treats alike. Returns 1 when `ev` is
+ * a websocket.receive for the caller, 0 when the call was dealt with (and maybe ended). */
+static int ws_receive_common(ws_t *w, int status, const casgi_event_t *ev)
+{
+    if (w->ended)
+        return 0;
+    if (status != 0) {
+        record("ws-%s[%s]: receive status=%d", w->route, w->tag, status);
+        ws_finish(w, status);
+        return 0;
+    }
+    if (ev->type == CASGI_EVENT_WEBSOCKET_DISCONNECT) {
+        ws_log_disconnect(w, ev);
+        ws_finish(w, 0);
+        return 0;
+    }
+    if (ev->type != CASGI_EVENT_WEBSOCKET_RECEIVE) {
+        record("ws-%s[%s]: unexpected event %s", w->route, w->tag, casgi_event_type_name(ev->type));
+        ws_finish(w, -1);
+        return 0;
+    }
+    w->messages++;
+    w->bytes += ev->message.data.len;
+    return 1;
+}
+
+/* The echo loop: each message goes back as it came (text as text, bytes as bytes); the next
+ * receive waits for the send callback, so a client that does not read holds the app back. */
+static void on_ws_echo_event(casgi_call_t *call, int status, const casgi_event_t *ev, void *data);
+
+static void on_ws_echo_sent(casgi_call_t *call, int status, void *data)
+{
+    ws_t *w = data;
+
+    if (w->ended)
+        return;
+    if (status != 0)
+        record("ws-%s[%s]: send status=%d", w->route, w->tag, status);
+    /* After a failed send the next receive brings the disconnect, which ends the call. */
+    ws_receive(w, on_ws_echo_event);
+}
+
+static void on_ws_echo_event(casgi_call_t *call, int status, const casgi_event_t *ev, void *data)
+{
+    ws_t *w = data;
+    int rc;
+
+    if (!ws_receive_common(w, status, ev))
+        return;
+    rc = ws_send(w, ev->message.is_text, ev->message.data.base, ev->message.data.len,
+                 on_ws_echo_sent);
+    if (rc != 0) {
+        record("ws-%s[%s]: send=%d", w->route, w->tag, rc);
+        ws_receive(w, on_ws_echo_event);
+    }
+}
+
+static void ws_echo_loop(ws_t *w)
+{
+    ws_receive(w, on_ws_echo_event);
+}
+
+/* /ws/echo: accepts without a subprotocol and echoes. */
+static void ws_route_echo(ws_t *w)
+{
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) == 0)
+        ws_echo_loop(w);
+}
+
+/* /ws/scope: accepts, sends the scope as one text message (the /scope format), then echoes. */
+
+static void ws_route_scope(ws_t *w)
+{
+    sbuf_t sb = {0};
+    int rc;
+
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) != 0)
+        return;
+    put_scope(&sb, w->scope);
+    if (sb.failed) {
+        sb_free(&sb);
+        ws_finish(w, CASGI_ENOMEM);
+        return;
+    }
+    rc = ws_send(w, 1, sb.base, sb.len, NULL);
+    sb_free(&sb);
+    if (rc != 0)
+        record("ws-scope[%s]: send=%d", w->tag, rc);
+    ws_echo_loop(w);
+}
+
+/* /ws/subprotocol: accepts with the second offered subprotocol (none when fewer were offered). */
+static void ws_route_subprotocol(ws_t *w)
+{
+    casgi_bytes_t chosen = {NULL, 0};
+
+    if (w->scope->num_subprotocols >= 2)
+        chosen = w->scope->subprotocols[1];
+    if (ws_accept_or_finish(w, chosen, NULL, 0) == 0)
+        ws_echo_loop(w);
+}
+
+/* /ws/accept-headers: accepts with an extra response header "x-test: yes". */
+static void ws_route_accept_headers(ws_t *w)
+{
+    static const casgi_header_t h[] = {{{"x-test", 6}, {"yes", 3}}};
+
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, h, 1) == 0)
+        ws_echo_loop(w);
+}
+
+/* /ws/reject: websocket.close before accept (the client gets a 403). */
+static void ws_route_reject(ws_t *w)
+{
+    int rc = ws_close(w, 0, (casgi_bytes_t){NULL, 0});
+
+    record("ws-reject[%s]: close=%d", w->tag, rc);
+    ws_finish(w, 0);
+}
+
+/* /ws/deny: the denial-response extension: 401, application/json, the body in two events. */
+static void ws_route_deny(ws_t *w)
+{
+    static const casgi_header_t h[] = {{{"content-type", 12}, {"application/json", 16}}};
+    casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_START};
+    int rc_start, rc_body1 = 1, rc_body2 = 1;
+
+    ev.start.status = 401;
+    ev.start.headers = h;
+    ev.start.num_headers = 1;
+    rc_start = casgi_send(w->call, &ev, NULL, NULL);
+    if (rc_start == 0) {
+        ev = (casgi_event_t){.type = CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_BODY};
+        ev.body.body = CASGI_BYTES("{\"error\":");
+        ev.body.more_body = 1;
+        rc_body1 = casgi_send(w->call, &ev, NULL, NULL);
+        ev.body.body = CASGI_BYTES("\"nope\"}");
+        ev.body.more_body = 0;
+        rc_body2 = casgi_send(w->call, &ev, NULL, NULL);
+    }
+    record("ws-deny[%s]: extension=%d start=%d body1=%d body2=%d", w->tag,
+           (w->scope->extensions & CASGI_EXT_WEBSOCKET_HTTP_RESPONSE) ? 1 : 0, rc_start, rc_body1,
+           rc_body2);
+    ws_finish(w, 0);
+}
+
+/* /ws/close/CODE: accepts, then closes with CODE and reason "bye" and returns. */
+static void ws_route_close(ws_t *w)
+{
+    int rc;
+
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) != 0)
+        return;
+    rc = ws_close(w, (int)w->param, CASGI_BYTES("bye"));
+    record("ws-close[%s]: code=%" PRIu64 " close=%d", w->tag, w->param, rc);
+    ws_finish(w, 0);
+}
+
+/* /ws/send-after-disconnect: accepts, ignores messages until the disconnect, then sends. */
+static void on_ws_sad_event(casgi_call_t *call, int status, const casgi_event_t *ev, void *data)
+{
+    ws_t *w = data;
+    int rc_send, rc_close;
+
+    if (w->ended)
+        return;
+    if (status == 0 && ev->type == CASGI_EVENT_WEBSOCKET_DISCONNECT) {
+        ws_log_disconnect(w, ev);
+        rc_send = ws_send(w, 1, "late", 4, NULL);
+        rc_close = ws_close(w, 1000, (casgi_bytes_t){NULL, 0});
+        record("ws-send-after-disconnect[%s]: send=%d close=%d", w->tag, rc_send, rc_close);
+        ws_finish(w, 0);
+        return;
+    }
+    if (!ws_receive_common(w, status, ev))
+        return;
+    ws_receive(w, on_ws_sad_event);
+}
+
+static void ws_route_send_after_disconnect(ws_t *w)
+{
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) == 0)
+        ws_receive(w, on_ws_sad_event);
+}
+
+/* /ws/fail-before-accept, /ws/fail-after-accept, /ws/return-after-accept. */
+static void ws_route_fail_before_accept(ws_t *w)
+{
+    ws_finish(w, -1);
+}
+
+static void ws_route_fail_after_accept(ws_t *w)
+{
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) == 0)
+        ws_finish(w, -1);
+}
+
+static void ws_route_return_after_accept(ws_t *w)
+{
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) == 0)
+        ws_finish(w, 0);
+}
+
+/* /ws/slow-reader: accepts and does not receive until GET /ws-release; then it counts what
+ * arrives (g_slow_*, GET /ws-stats) and logs the disconnect. Until then the server must hold the
+ * client back instead of buffering without bound. */
+static void on_ws_slow_event(casgi_call_t *call, int status, const casgi_event_t *ev, void *data)
+{
+    ws_t *w = data;
+
+    if (!ws_receive_common(w, status, ev))
+        return;
+    g_slow_messages++;
+    g_slow_bytes += ev->message.data.len;
+    ws_receive(w, on_ws_slow_event);
+}
+
+static void ws_route_slow_reader(ws_t *w)
+{
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) != 0)
+        return;
+    w->waiting = 1;
+    w->next_waiting = g_ws_waiting;
+    g_ws_waiting = w;
+    say("ws-slow-reader[%s] parked", w->tag);
+}
+
+/* GET /ws-release: every parked slow reader starts receiving. */
+static void route_ws_release(req_t *r)
+{
+    char body[64];
+    unsigned n = 0;
+
+    while (g_ws_waiting != NULL) {
+        ws_t *w = g_ws_waiting;
+        ws_unpark(w);
+        n++;
+        ws_receive(w, on_ws_slow_event);
+    }
+    snprintf(body, sizeof(body), "released=%u", n);
+    respond_and_finish(r, 200, body, strlen(body));
+}
+
+/* GET /ws-stats: the websocket counters. */
+static void route_ws_stats(req_t *r)
+{
+    sbuf_t sb = {0};
+    unsigned parked = 0;
+    ws_t *w;
+
+    for (w = g_ws_waiting; w != NULL; w = w->next_waiting)
+        parked++;
+    sb_printf(&sb,
+              "ws_calls=%u flood_sent=%" PRIu64 " flood_bytes=%" PRIu64 " slow_messages=%" PRIu64
+              " slow_bytes=%" PRIu64 " slow_parked=%u\n",
+              g_ws_calls, g_flood_sent, g_flood_bytes, g_slow_messages, g_slow_bytes, parked);
+    respond_sb_and_finish(r, 200, &sb);
+}
+
+/* The value of `key` in the query string ("key=value" between '&'), or `def`. */
+static uint64_t query_number(const casgi_scope_t *scope, const char *key, uint64_t def)
+{
+    const char *q = scope->query_string.base;
+    size_t qn = scope->query_string.len, kn = strlen(key), i;
+    uint64_t v;
+
+    for (i = 0; q != NULL && i + kn + 1 <= qn; i++) {
+        if ((i == 0 || q[i - 1] == '&') && memcmp(q + i, key, kn) == 0 && q[i + kn] == '=') {
+            v = 0;
+            for (i += kn + 1; i < qn && q[i] >= '0' && q[i] <= '9'; i++)
+                v = v * 10 + (uint64_t)(q[i] - '0');
+            return v;
+        }
+    }
+    return def;
+}
+
+/* Does the query string contain `needle`? */
+static int query_has(const casgi_scope_t *scope, const char *needle)
+{
+    size_t n = strlen(needle), i;
+    casgi_bytes_t q = scope->query_string;
+
+    for (i = 0; q.base != NULL && i + n <= q.len; i++)
+        if (memcmp(q.base + i, needle, n) == 0)
+            return 1;
+    return 0;
+}
+
+/* Receives and drops messages until the disconnect (logged), which ends the call. */
+static void on_ws_drain_event(casgi_call_t *call, int status, const casgi_event_t *ev, void *data)
+{
+    ws_t *w = data;
+
+    if (ws_receive_common(w, status, ev))
+        ws_receive(w, on_ws_drain_event);
+}
+
+/* /ws/flood/N?size=S: accepts, sends N binary messages of S bytes (default 16384), the next one
+ * from each send callback, then closes with 1000 "flood done". Message i starts with i as 8
+ * big-endian bytes; byte j >= 8 is (i + j) % 251. Progress is in GET /ws-stats. */
+static void ws_flood_next(ws_t *w);
+
+static void on_ws_flood_sent(casgi_call_t *call, int status, void *data)
+{
+    ws_t *w = data;
+
+    if (w->ended)
+        return;
+    if (status != 0) {
+        record("ws-flood[%s]: send status=%d after %" PRIu64, w->tag, status, w->sent);
+        ws_receive(w, on_ws_drain_event); /* brings the disconnect */
+        return;
+    }
+    ws_flood_next(w);
+}
+
+static void ws_flood_next(ws_t *w)
+{
+    size_t j;
+    int rc;
+
+    if (w->sent == w->param) {
+        rc = ws_close(w, 1000, CASGI_BYTES("flood done"));
+        record("ws-flood[%s]: sent=%" PRIu64 " close=%d", w->tag, w->sent, rc);
+        ws_finish(w, 0);
+        return;
+    }
+    for (j = 0; j < 8 && j < w->size; j++)
+        w->payload[j] = (unsigned char)(w->sent >> (56 - 8 * j));
+    for (; j < w->size; j++)
+        w->payload[j] = (unsigned char)((w->sent + j) % 251);
+    rc = ws_send(w, 0, w->payload, w->size, on_ws_flood_sent);
+    if (rc != 0) {
+        record("ws-flood[%s]: send=%d after %" PRIu64, w->tag, rc, w->sent);
+        ws_receive(w, on_ws_drain_event);
+        return;
+    }
+    w->sent++;
+    g_flood_sent++;
+    g_flood_bytes += w->size;
+}
+
+static void ws_route_flood(ws_t *w)
+{
+    w->size = (size_t)query_number(w->scope, "size", 16384);
+    w->payload = malloc(w->size ? w->size : 1);
+    if (w->payload == NULL) {
+        ws_finish(w, CASGI_ENOMEM);
+        return;
+    }
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) == 0)
+        ws_flood_next(w);
+}
+
+/* /ws/burst/N?size=S&end=close|return|fail: accepts, sends N binary messages of S bytes
+ * (default 32768; message i is S copies of the byte i % 256) without waiting for send
+ * callbacks, then at once closes with 1000 "burst done" and returns (end=close, the default),
+ * returns without closing (end=return) or fails (end=fail). Every message must reach the client
+ * before the close frame: ASGI events keep their order. */
+static void ws_route_burst(ws_t *w)
+{
+    uint64_t i;
+    int rc = 0, rc_close = 0;
+
+    w->size = (size_t)query_number(w->scope, "size", 32768);
+    w->payload = malloc(w->size ? w->size : 1);
+    if (w->payload == NULL) {
+        ws_finish(w, CASGI_ENOMEM);
+        return;
+    }
+    if (ws_accept_or_finish(w, (casgi_bytes_t){NULL, 0}, NULL, 0) != 0)
+        return;
+    for (i = 0; rc == 0 && i < w->param; i++) {
+        memset(w->payload, (int)(i % 256), w->size);
+        rc = ws_send(w, 0, w->payload, w->size, NULL);
+        if (rc == 0)
+            w->sent++;
+    }
+    if (query_has(w->scope, "end=fail")) {
+        record("ws-burst[%s]: sent=%" PRIu64 " send=%d", w->tag, w->sent, rc);
+        ws_finish(w, -1);
+        return;
+    }
+    if (!query_has(w->scope, "end=return"))
+        rc_close = ws_close(w, 1000, CASGI_BYTES("burst done"));
+    record("ws-burst[%s]: sent=%" PRIu64 " send=%d close=%d", w->tag, w->sent, rc, rc_close);
+    ws_finish(w, 0);
+}
+
+/* An unknown websocket path: rejected like /ws/reject. */
+static void ws_route_not_found(ws_t *w)
+{
+    ws_close(w, 0, (casgi_bytes_t){NULL, 0});
+    ws_finish(w, 0);
+}
+
+/* The first event of every websocket call must be websocket.connect. */
+static void on_ws_connect_event(casgi_call_t *call, int status, const casgi_event_t *ev, void *data)
+{
+    ws_t *w = data;
+
+    if (w->ended)
+        return;
+    if (status != 0) {
+        record("ws-%s[%s]: connect receive status=%d", w->route, w->tag, status);
+        ws_finish(w, status);
+        return;
+    }
+    if (ev->type != CASGI_EVENT_WEBSOCKET_CONNECT) {
+        record("ws-%s[%s]: first event %s, not websocket.connect", w->route, w->tag,
+               casgi_event_type_name(ev->type));
+        ws_finish(w, -1);
+        return;
+    }
+    w->on_connect(w);
+}
+
+/* ------------------------------------------------------------------------------------------- */
 /* Dispatch                                                                                     */
 /* ------------------------------------------------------------------------------------------- */
 
@@ -1054,6 +1647,8 @@ static const route_t routes[] = {
     {"/send-after-disconnect", route_send_after_disconnect, 1},
     {"/no-read-then-respond", route_no_read, 0},
     {"/read-after-response", route_read_after_response, 0},
+    {"/ws-release", route_ws_release, 0},
+    {"/ws-stats", route_ws_stats, 0},
 };
 
 static void route_not_found(req_t *r)
@@ -1087,9 +1682,22 @@ static uint64_t parse_number(casgi_bytes_t rest)
     return v;
 }
 
-static void http_entry(casgi_call_t *call, const casgi_scope_t *scope)
+/* The path the routes see: relative to root_path when the path carries it. */
+static casgi_bytes_t route_path(const casgi_scope_t *scope)
 {
     casgi_bytes_t path = scope->path;
+
+    if (scope->root_path.len > 0 && path.len >= scope->root_path.len &&
+        memcmp(path.base, scope->root_path.base, scope->root_path.len) == 0) {
+        path.base += scope->root_path.len;
+        path.len -= scope->root_path.len;
+    }
+    return path;
+}
+
+static void http_entry(casgi_call_t *call, const casgi_scope_t *scope)
+{
+    casgi_bytes_t path = route_path(scope);
     req_t *r;
     size_t i;
 
@@ -1103,12 +1711,6 @@ static void http_entry(casgi_call_t *call, const casgi_scope_t *scope)
     r->scope = scope;
     r->route = "not-found";
 
-    /* Routes are relative to root_path when the path carries it. */
-    if (scope->root_path.len > 0 && path.len >= scope->root_path.len &&
-        memcmp(path.base, scope->root_path.base, scope->root_path.len) == 0) {
-        path.base += scope->root_path.len;
-        path.len -= scope->root_path.len;
-    }
     for (i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
         if (matches(path, routes[i].prefix, &r->rest)) {
             r->route = routes[i].prefix + 1;
@@ -1119,6 +1721,66 @@ static void http_entry(casgi_call_t *call, const casgi_scope_t *scope)
         }
     }
     route_not_found(r);
+}
+
+typedef struct ws_route_s {
+    const char *prefix;
+    ws_step_fn fn;
+    int takes_number; /* /prefix/N */
+} ws_route_t;
+
+static const ws_route_t ws_routes[] = {
+    {"/ws/echo", ws_route_echo, 0},
+    {"/ws/scope", ws_route_scope, 0},
+    {"/ws/subprotocol", ws_route_subprotocol, 0},
+    {"/ws/accept-headers", ws_route_accept_headers, 0},
+    {"/ws/reject", ws_route_reject, 0},
+    {"/ws/deny", ws_route_deny, 0},
+    {"/ws/close", ws_route_close, 1},
+    {"/ws/send-after-disconnect", ws_route_send_after_disconnect, 0},
+    {"/ws/fail-before-accept", ws_route_fail_before_accept, 0},
+    {"/ws/fail-after-accept", ws_route_fail_after_accept, 0},
+    {"/ws/return-after-accept", ws_route_return_after_accept, 0},
+    {"/ws/slow-reader", ws_route_slow_reader, 0},
+    {"/ws/flood", ws_route_flood, 1},
+    {"/ws/burst", ws_route_burst, 1},
+};
+
+static void ws_entry(casgi_call_t *call, const casgi_scope_t *scope)
+{
+    casgi_bytes_t path = route_path(scope), rest;
+    casgi_bytes_t q = scope->query_string;
+    ws_t *w;
+    size_t i, n;
+    int rc;
+
+    g_ws_calls++;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL) {
+        casgi_call_end(call, CASGI_ENOMEM);
+        return;
+    }
+    w->call = call;
+    w->scope = scope;
+    w->route = "not-found";
+    w->on_connect = ws_route_not_found;
+    for (n = 0; n < q.len && n < sizeof(w->tag) - 1; n++)
+        w->tag[n] = (q.base[n] > 0x20 && q.base[n] < 0x7f) ? q.base[n] : '?';
+    w->tag[n] = '\0';
+    for (i = 0; i < sizeof(ws_routes) / sizeof(ws_routes[0]); i++) {
+        if (matches(path, ws_routes[i].prefix, &rest)) {
+            w->route = ws_routes[i].prefix + 4;
+            w->on_connect = ws_routes[i].fn;
+            if (ws_routes[i].takes_number)
+                w->param = parse_number(rest);
+            break;
+        }
+    }
+    rc = casgi_receive(call, on_ws_connect_event, w);
+    if (rc != 0) {
+        record("ws-%s[%s]: first receive=%d", w->route, w->tag, rc);
+        ws_finish(w, rc);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------- */
@@ -1259,6 +1921,9 @@ static void entry(casgi_call_t *call, const casgi_scope_t *scope, void *app_data
         break;
     case CASGI_SCOPE_HTTP:
         http_entry(call, scope);
+        break;
+    case CASGI_SCOPE_WEBSOCKET:
+        ws_entry(call, scope);
         break;
     default:
         casgi_call_end(call, -1);

@@ -8,17 +8,25 @@ LSan): a report anywhere fails the test.
 Clients: raw sockets with a small, strict HTTP/1.1 response parser (Content-Length, chunked with
 trailers, close-delimited, HEAD/1xx/204/304), http.client, and curl.
 
+WebSocket: a raw client (RawWS) with its own minimal frame encoder and decoder, for the tests
+that must send what a well-behaved client library never would (unmasked frames, reserved bits,
+bad close codes, invalid UTF-8, handshake bytes and a frame in one packet).
+
 Paths come from the environment (set by tests/CMakeLists.txt): CASGI_RUNNER, CASGI_HELLO,
-CASGI_TESTAPP, CASGI_EMBED. For a manual run, CASGI_BUILD_DIR=build/it fills in all four.
+CASGI_TESTAPP, CASGI_EMBED, CASGI_WS_ECHO. For a manual run, CASGI_BUILD_DIR=build/it fills in
+all five.
 CASGI_TEST_TIME_SCALE (default 1) multiplies every timeout, for very slow machines.
 
 Python stdlib only. Only 127.0.0.1. Every wait is bounded.
 """
 
+import base64
 import errno
+import hashlib
 import http.client
 import os
 import re
+import select
 import shutil
 import signal
 import socket
@@ -55,6 +63,7 @@ RUNNER = os.environ.get("CASGI_RUNNER") or _build_path("apps/casgi")
 HELLO = os.environ.get("CASGI_HELLO") or _build_path("apps/hello.so")
 TESTAPP = os.environ.get("CASGI_TESTAPP") or _build_path("tests/testapp.so")
 EMBED = os.environ.get("CASGI_EMBED") or _build_path("apps/embed")
+WS_ECHO = os.environ.get("CASGI_WS_ECHO") or _build_path("apps/ws_echo.so")
 
 SANITIZER_MARKERS = (
     "AddressSanitizer",
@@ -717,3 +726,335 @@ class Thread(threading.Thread):
         if self.error is not None:
             raise self.error
         return self.result
+
+
+# ---------------------------------------------------------------------------------------------
+# WebSocket: raw frames (RFC 6455)
+# ---------------------------------------------------------------------------------------------
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+
+
+def ws_accept_value(key):
+    """Sec-WebSocket-Accept for a Sec-WebSocket-Key (str or bytes)."""
+    if isinstance(key, str):
+        key = key.encode("latin-1")
+    return base64.b64encode(hashlib.sha1(key + WS_GUID).digest()).decode("ascii")
+
+
+def ws_new_key():
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+def ws_mask(data, key):
+    """`data` XOR the repeated 4-byte `key` (fast for large payloads)."""
+    n = len(data)
+    if n == 0:
+        return b""
+    pad = (key * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(pad, "big")).to_bytes(n, "big")
+
+
+def ws_frame(opcode, payload=b"", fin=True, mask=True, rsv=0, mask_key=None, length=None):
+    """One frame as a client would send it. rsv: the RSV1..3 bits as a number 0..7 (4 = RSV1).
+    length: the length to announce, when it must differ from len(payload)."""
+    if isinstance(payload, str):
+        payload = payload.encode("utf-8")
+    n = len(payload) if length is None else length
+    head = bytes([(0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0xF)])
+    mbit = 0x80 if mask else 0
+    if n < 126:
+        head += bytes([mbit | n])
+    elif n < 1 << 16:
+        head += bytes([mbit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([mbit | 127]) + n.to_bytes(8, "big")
+    if mask:
+        if mask_key is None:
+            mask_key = os.urandom(4)
+        return head + mask_key + ws_mask(payload, mask_key)
+    return head + payload
+
+
+def ws_close_payload(code=None, reason=b""):
+    if code is None:
+        return b""
+    if isinstance(reason, str):
+        reason = reason.encode("utf-8")
+    return code.to_bytes(2, "big") + reason
+
+
+class Frame:
+    def __init__(self, fin, rsv, opcode, masked, payload):
+        self.fin, self.rsv, self.opcode = fin, rsv, opcode
+        self.masked, self.payload = masked, payload
+
+    @property
+    def close_code(self):
+        return int.from_bytes(self.payload[:2], "big") if len(self.payload) >= 2 else None
+
+    @property
+    def close_reason(self):
+        return bytes(self.payload[2:])
+
+    def __repr__(self):
+        p = self.payload if len(self.payload) < 80 else self.payload[:80] + b"..."
+        return (f"<Frame op={self.opcode:#x} fin={self.fin} rsv={self.rsv} masked={self.masked} "
+                f"len={len(self.payload)} {bytes(p)!r}>")
+
+
+def ws_parse_frame(buf):
+    """(Frame, consumed) from the start of `buf`, or None when incomplete."""
+    if len(buf) < 2:
+        return None
+    b0, b1 = buf[0], buf[1]
+    n = b1 & 0x7F
+    pos = 2
+    if n == 126:
+        if len(buf) < 4:
+            return None
+        n = int.from_bytes(buf[2:4], "big")
+        pos = 4
+    elif n == 127:
+        if len(buf) < 10:
+            return None
+        n = int.from_bytes(buf[2:10], "big")
+        pos = 10
+    masked = bool(b1 & 0x80)
+    key = b""
+    if masked:
+        if len(buf) < pos + 4:
+            return None
+        key = bytes(buf[pos:pos + 4])
+        pos += 4
+    if len(buf) < pos + n:
+        return None
+    payload = bytes(buf[pos:pos + n])
+    if masked:
+        payload = ws_mask(payload, key)
+    return Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, masked, payload), pos + n
+
+
+class RawWS:
+    """A WebSocket client on a plain socket: sends the handshake (plus `extra` bytes in the same
+    sendall), reads the HTTP response, then reads and writes raw frames.
+
+    headers: replaces the default handshake headers when given (a list of (name, value)).
+    rcvbuf/sndbuf: socket buffer sizes set before connect (to keep the kernel's share small).
+    handshake=False: connect only; call handshake() later.
+    """
+
+    def __init__(self, port, path="/ws/echo", headers=None, extra_headers=(), extra=b"",
+                 timeout=IO_TIMEOUT, rcvbuf=None, sndbuf=None, handshake=True, method="GET"):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if sndbuf:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
+        self.sock.settimeout(timeout)
+        self.sock.connect((HOST, port))
+        self.timeout = timeout
+        self.buf = bytearray()
+        self.eof = False
+        self.reset = False
+        self.key = ws_new_key()
+        self.response = None
+        self.close_frame = None
+        self.path = path
+        self.method = method
+        if headers is None:
+            headers = [("Host", f"127.0.0.1:{port}"), ("Upgrade", "websocket"),
+                       ("Connection", "Upgrade"), ("Sec-WebSocket-Key", self.key),
+                       ("Sec-WebSocket-Version", "13")]
+        self.headers = list(headers) + list(extra_headers)
+        if handshake:
+            self.handshake(extra)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def handshake(self, extra=b"", timeout=None):
+        """Sends the request (and `extra`), returns the response (also kept in .response)."""
+        self.sock.sendall(build_request(self.method, self.path, self.headers) + extra)
+        self.response = self.read_http_response(timeout)
+        return self.response
+
+    def _recv(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout()
+        self.sock.settimeout(remaining)
+        try:
+            data = self.sock.recv(1 << 20)
+        except (ConnectionResetError, BrokenPipeError):
+            self.reset = True
+            data = b""
+        if not data:
+            self.eof = True
+        self.buf += data
+        return data
+
+    def read_http_response(self, timeout=None):
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            parsed = parse_response(self.buf, eof=self.eof)
+            if parsed is not None:
+                resp, used = parsed
+                del self.buf[:used]
+                return resp
+            try:
+                self._recv(deadline)
+            except socket.timeout:
+                raise AssertionError(f"no handshake response within the timeout; got "
+                                     f"{bytes(self.buf[:300])!r}") from None
+
+    def upgraded(self):
+        return self.response is not None and self.response.status == 101
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def send_frame(self, opcode, payload=b"", **kw):
+        self.sock.sendall(ws_frame(opcode, payload, **kw))
+
+    def send_text(self, text, **kw):
+        self.send_frame(OP_TEXT, text, **kw)
+
+    def send_binary(self, data, **kw):
+        self.send_frame(OP_BINARY, data, **kw)
+
+    def send_close(self, code=1000, reason=b"", **kw):
+        try:
+            self.send_frame(OP_CLOSE, ws_close_payload(code, reason), **kw)
+        except (BrokenPipeError, ConnectionResetError):
+            self.reset = True
+
+    def read_frame(self, timeout=None):
+        """The next frame; None when the server closed the TCP connection first. Fails on a
+        timeout and on a masked server frame (RFC 6455 5.1)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            parsed = ws_parse_frame(self.buf)
+            if parsed is not None:
+                frame, used = parsed
+                del self.buf[:used]
+                if frame.masked:
+                    raise ProtocolError(f"masked frame from the server: {frame!r}")
+                return frame
+            if self.eof:
+                if self.buf:
+                    raise ProtocolError(f"connection closed inside a frame: "
+                                        f"{bytes(self.buf[:100])!r}")
+                return None
+            try:
+                self._recv(deadline)
+            except socket.timeout:
+                raise AssertionError(f"no frame within {timeout or self.timeout} s; buffered "
+                                     f"{bytes(self.buf[:100])!r}") from None
+
+    def read_message(self, timeout=None, answer_pings=True):
+        """(opcode, payload) of the next data message (fragments joined; pings answered, pongs
+        skipped); ("close", Frame) for a close frame; (None, None) when TCP closed first."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        opcode, parts = None, []
+        while True:
+            f = self.read_frame(max(0.01, deadline - time.monotonic()))
+            if f is None:
+                return None, None
+            if f.opcode == OP_CLOSE:
+                return "close", f
+            if f.opcode == OP_PING:
+                if answer_pings:
+                    self.send_frame(OP_PONG, f.payload)
+                continue
+            if f.opcode == OP_PONG:
+                continue
+            if f.opcode != OP_CONT:
+                if opcode is not None:
+                    raise ProtocolError(f"new message inside a fragmented one: {f!r}")
+                opcode = f.opcode
+            elif opcode is None:
+                raise ProtocolError(f"continuation without a message: {f!r}")
+            parts.append(f.payload)
+            if f.fin:
+                return opcode, b"".join(parts)
+
+    def expect_close(self, timeout=None, reply=True):
+        """Reads until the server's close frame (data frames are collected, pings ignored) and
+        returns (code, reason bytes, data frames before it). code is None when the TCP
+        connection ended without a close frame (then .close_frame is None) or when the close
+        frame had no code. With `reply`, answers the close and then requires the server to close
+        TCP."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        data = []
+        self.close_frame = None
+        while True:
+            f = self.read_frame(max(0.01, deadline - time.monotonic()))
+            if f is None:
+                return None, b"", data
+            if f.opcode == OP_CLOSE:
+                break
+            if f.opcode not in (OP_PING, OP_PONG):
+                data.append(f)
+        self.close_frame = f
+        if reply:
+            self.send_close(f.close_code if f.close_code not in (None, 1005) else 1000)
+            closed = self.wait_eof(max(1.0, deadline - time.monotonic()))
+            if not closed:
+                raise AssertionError(f"server did not close TCP after the close handshake "
+                                     f"(close code {f.close_code})")
+        return f.close_code, f.close_reason, data
+
+    def wait_eof(self, timeout):
+        """True when the server closes TCP within `timeout` (bytes meanwhile are dropped)."""
+        deadline = time.monotonic() + timeout
+        while not self.eof:
+            try:
+                self._recv(deadline)
+            except socket.timeout:
+                return False
+            except OSError:
+                return True
+            self.buf.clear()
+        return True
+
+    def abort(self):
+        """Closes with a TCP RST (SO_LINGER 0)."""
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+        except OSError:
+            pass
+        self.close()
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+def send_until_blocked(sock, data, stall, limit):
+    """Writes `data` over and over without reading until a write makes no progress for `stall`
+    seconds or `limit` bytes went out. Returns the bytes written (they may end inside a copy of
+    `data`)."""
+    sock.setblocking(False)
+    sent = 0
+    view = memoryview(data)
+    try:
+        while sent < limit:
+            _, w, _ = select.select([], [sock], [], stall)
+            if not w:
+                break
+            off = sent % len(data)
+            try:
+                sent += sock.send(view[off:])
+            except BlockingIOError:
+                continue
+    finally:
+        sock.setblocking(True)
+    return sent

@@ -1,0 +1,940 @@
+/*
+ * ws_load: a WebSocket echo load client (libuv + wslay), for bench/compare.sh.
+ *
+ *   ws_load -c CONNS -s MSG_SIZE -d SECONDS [-u ws://127.0.0.1:PORT/path] [-n IN_FLIGHT]
+ *
+ * Opens CONNS connections (the HTTP/1.1 upgrade by hand: GET with Upgrade, Sec-WebSocket-Key,
+ * Sec-WebSocket-Version 13; the answer must be 101 with the right Sec-WebSocket-Accept). Once
+ * every connection is open (or has failed), each keeps IN_FLIGHT (default 1) binary messages of
+ * MSG_SIZE bytes outstanding: it sends, waits for the echo, checks it (length, kind, content,
+ * order), records the round trip (uv_hrtime, from queueing the message to having its echo whole)
+ * and sends the next. After SECONDS it stops sending, waits for the echoes still in flight, sends
+ * a close frame (1000), waits for the server's close frame and then for the server to close the
+ * TCP connection. It prints:
+ *
+ *   ws_load: ws://127.0.0.1:8000/, 64 connections x 1 in flight, 64-byte binary messages, 5 s
+ *   connections: 64 opened, 64 closed cleanly, 0 failed
+ *   messages: 1234567 echoed in 5.000 s, 246913.4 msg/s
+ *   latency: mean 0.259 ms, p50 0.251 ms, p99 0.502 ms, max 3.120 ms
+ *   errors: 0
+ *
+ * Only echoes that arrive within the SECONDS count. Latencies go into a log-linear histogram
+ * (64 steps per power of two, so a percentile is within 1.6 % of the true value; the mean and
+ * max are exact). Exits 0 only if every connection opened, echoed correctly and closed cleanly.
+ * One thread, one loop: run it pinned to its own core (taskset) so it measures the server.
+ */
+#define _POSIX_C_SOURCE 200809L
+
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <uv.h>
+#include <wslay/wslay.h>
+
+#define READ_BUF_SIZE (256 * 1024)
+#define HANDSHAKE_MAX 8192
+#define OPEN_TIMEOUT_MS 30000  /* for every connection to finish its handshake */
+#define CLOSE_TIMEOUT_MS 10000 /* after the run, for the echoes in flight and the closes */
+#define MAX_ERROR_LINES 10     /* errors printed one by one; the rest are only counted */
+
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/* ---- latency histogram (nanoseconds, log-linear) ------------------------------------------ */
+
+#define HIST_SUB_BITS 6
+#define HIST_SUB (1u << HIST_SUB_BITS)
+#define HIST_LINEAR (2u * HIST_SUB)                       /* values below are exact */
+#define HIST_BUCKETS (HIST_LINEAR + (64 - HIST_SUB_BITS - 1) * HIST_SUB)
+
+static unsigned hist_bucket(uint64_t v)
+{
+    unsigned e;
+
+    if (v < HIST_LINEAR)
+        return (unsigned)v;
+    e = 63u - (unsigned)__builtin_clzll(v); /* >= HIST_SUB_BITS + 1 */
+    return HIST_LINEAR + (e - HIST_SUB_BITS - 1) * HIST_SUB +
+           (unsigned)((v >> (e - HIST_SUB_BITS)) & (HIST_SUB - 1));
+}
+
+/* The middle of bucket b's range of values. */
+static double hist_value(unsigned b)
+{
+    unsigned e, sub;
+    uint64_t lo, width;
+
+    if (b < HIST_LINEAR)
+        return (double)b;
+    e = (b - HIST_LINEAR) / HIST_SUB + HIST_SUB_BITS + 1;
+    sub = (b - HIST_LINEAR) % HIST_SUB;
+    width = (uint64_t)1 << (e - HIST_SUB_BITS);
+    lo = ((uint64_t)1 << e) + (uint64_t)sub * width;
+    return (double)lo + (double)(width - 1) / 2.0;
+}
+
+/* ---- state -------------------------------------------------------------------------------- */
+
+typedef struct {
+    char *data;
+    size_t len, cap;
+} buf_t;
+
+typedef enum {
+    ST_CONNECTING,
+    ST_HANDSHAKE, /* request sent, reading the 101 */
+    ST_OPEN,
+    ST_CLOSING, /* our close frame queued; waiting for the server's, then for its FIN */
+    ST_DONE,    /* uv_close called */
+} state_t;
+
+typedef struct {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    uv_write_t write_req;
+    unsigned id;
+    state_t state;
+    int failed;
+    int was_open;
+    wslay_event_context_ptr ws;
+    char accept[32]; /* the Sec-WebSocket-Accept we expect */
+    char hs[HANDSHAKE_MAX];
+    size_t hs_len;
+    const uint8_t *in; /* the read being fed to wslay */
+    size_t in_len;
+    buf_t out;       /* what wslay produced and is not yet written */
+    buf_t writing;   /* what the pending uv_write holds */
+    int write_pending;
+    uint64_t *sent_at; /* ring of IN_FLIGHT send times; echoes come back in order */
+    unsigned ring_head, in_flight;
+    uint64_t seq_sent, seq_recv;
+} conn_t;
+
+static struct {
+    /* options */
+    unsigned conns, in_flight;
+    size_t msg_size;
+    double seconds;
+    char url[1024], host[256], port[16], path[768], host_header[300];
+
+    uv_loop_t *loop;
+    struct sockaddr_storage addr;
+    conn_t *c;
+    uint8_t *payload;
+    uint64_t prng;
+    uv_timer_t timer;
+    int timer_closed;
+
+    unsigned opened, failed, settled, closed_clean, done;
+    int running, stopping;
+    uint64_t t_start, t_stop;
+    uint64_t messages, lat_sum, lat_max;
+    uint64_t *hist;
+    unsigned error_lines;
+    uint64_t errors;
+} g;
+
+static char read_buf[READ_BUF_SIZE];
+
+static uint64_t prng_next(void)
+{
+    /* xorshift64*: plenty for masking keys and Sec-WebSocket-Key (RFC 6455 wants them
+     * unpredictable to intermediaries, not cryptographic for a benchmark on loopback). */
+    g.prng ^= g.prng >> 12;
+    g.prng ^= g.prng << 25;
+    g.prng ^= g.prng >> 27;
+    return g.prng * 2685821657736338717ull;
+}
+
+static int buf_append(buf_t *b, const void *data, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        char *p;
+        while (cap < b->len + len)
+            cap *= 2;
+        p = realloc(b->data, cap);
+        if (p == NULL)
+            return -1;
+        b->data = p;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+static void on_closed(uv_handle_t *h);
+static void maybe_start(void);
+static void stop_timer_if_done(void);
+
+static void conn_close(conn_t *c)
+{
+    if (c->state == ST_DONE)
+        return;
+    c->state = ST_DONE;
+    uv_close((uv_handle_t *)&c->tcp, on_closed);
+}
+
+static void conn_fail(conn_t *c, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (c->failed || c->state == ST_DONE)
+        return;
+    c->failed = 1;
+    g.errors++;
+    if (g.error_lines++ < MAX_ERROR_LINES) {
+        fprintf(stderr, "ws_load: connection %u: ", c->id);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+    } else if (g.error_lines == MAX_ERROR_LINES + 1) {
+        fprintf(stderr, "ws_load: (further errors are only counted)\n");
+    }
+    if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE) {
+        g.failed++;
+        g.settled++;
+        conn_close(c);
+        maybe_start();
+        return;
+    }
+    conn_close(c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    conn_t *c = h->data;
+
+    if (c->was_open && !c->failed)
+        g.closed_clean++;
+    g.done++;
+    stop_timer_if_done();
+}
+
+/* ---- writing ------------------------------------------------------------------------------ */
+
+static void flush(conn_t *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+    conn_t *c = req->data;
+
+    c->write_pending = 0;
+    c->writing.len = 0;
+    if (c->state == ST_DONE)
+        return;
+    if (status < 0) {
+        conn_fail(c, "write: %s", uv_strerror(status));
+        return;
+    }
+    flush(c);
+}
+
+/* Writes what is in c->out: uv_try_write first, uv_write for what the socket did not take. */
+static void write_out(conn_t *c)
+{
+    uv_buf_t b;
+    buf_t tmp;
+    int n;
+
+    if (c->write_pending || c->out.len == 0 || c->state == ST_DONE)
+        return;
+    b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n == UV_EAGAIN)
+        n = 0;
+    if (n < 0) {
+        conn_fail(c, "write: %s", uv_strerror(n));
+        return;
+    }
+    if ((size_t)n == c->out.len) {
+        c->out.len = 0;
+        return;
+    }
+    /* The rest goes out through uv_write, from the other buffer, while c->out fills again. */
+    tmp = c->writing;
+    c->writing = c->out;
+    c->out = tmp;
+    c->out.len = 0;
+    b = uv_buf_init(c->writing.data + n, (unsigned)(c->writing.len - (size_t)n));
+    c->write_pending = 1;
+    n = uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+    if (n < 0) {
+        c->write_pending = 0;
+        conn_fail(c, "write: %s", uv_strerror(n));
+    }
+}
+
+/* Lets wslay frame whatever is queued (into c->out), then writes it. */
+static void flush(conn_t *c)
+{
+    int rv;
+
+    if (c->state == ST_DONE)
+        return;
+    if (c->ws != NULL) {
+        while (wslay_event_want_write(c->ws)) {
+            rv = wslay_event_send(c->ws);
+            if (rv != 0) {
+                conn_fail(c, "wslay_event_send: error %d", rv);
+                return;
+            }
+        }
+    }
+    write_out(c);
+}
+
+/* ---- wslay callbacks ---------------------------------------------------------------------- */
+
+static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                       void *data)
+{
+    conn_t *c = data;
+    size_t n = c->in_len < len ? c->in_len : len;
+
+    (void)flags;
+    if (n == 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    memcpy(buf, c->in, n);
+    c->in += n;
+    c->in_len -= n;
+    return (ssize_t)n;
+}
+
+static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                       void *user)
+{
+    conn_t *c = user;
+
+    (void)flags;
+    if (buf_append(&c->out, data, len) != 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+static int ws_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *data)
+{
+    (void)ctx;
+    (void)data;
+    while (len > 0) {
+        uint64_t r = prng_next();
+        size_t n = len < sizeof(r) ? len : sizeof(r);
+        memcpy(buf, &r, n);
+        buf += n;
+        len -= n;
+    }
+    return 0;
+}
+
+static void begin_close(conn_t *c)
+{
+    int rv;
+
+    c->state = ST_CLOSING;
+    rv = wslay_event_queue_close(c->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
+    if (rv != 0) {
+        conn_fail(c, "wslay_event_queue_close: error %d", rv);
+        return;
+    }
+    flush(c);
+}
+
+/* Queues the next message; its first 8 bytes carry the connection's sequence number. */
+static int send_one(conn_t *c)
+{
+    struct wslay_event_msg msg = {WSLAY_BINARY_FRAME, g.payload, g.msg_size};
+    unsigned slot = (c->ring_head + c->in_flight) % g.in_flight;
+    int rv;
+
+    if (g.msg_size >= sizeof(uint64_t))
+        memcpy(g.payload, &c->seq_sent, sizeof(uint64_t));
+    rv = wslay_event_queue_msg(c->ws, &msg); /* copies the payload */
+    if (rv != 0) {
+        conn_fail(c, "wslay_event_queue_msg: error %d", rv);
+        return -1;
+    }
+    c->seq_sent++;
+    c->sent_at[slot] = uv_hrtime();
+    c->in_flight++;
+    return 0;
+}
+
+static void on_echo(conn_t *c, const struct wslay_event_on_msg_recv_arg *arg)
+{
+    uint64_t now = uv_hrtime(), lat;
+    size_t off = g.msg_size >= sizeof(uint64_t) ? sizeof(uint64_t) : 0;
+
+    if (c->in_flight == 0) {
+        conn_fail(c, "a message nobody sent (%zu bytes, opcode %u)", arg->msg_length,
+                  (unsigned)arg->opcode);
+        return;
+    }
+    if (arg->opcode != WSLAY_BINARY_FRAME || arg->msg_length != g.msg_size) {
+        conn_fail(c, "echo of message %" PRIu64 ": opcode %u, %zu bytes (sent binary, %zu bytes)",
+                  c->seq_recv, (unsigned)arg->opcode, arg->msg_length, g.msg_size);
+        return;
+    }
+    if ((off && memcmp(arg->msg, &c->seq_recv, off) != 0) ||
+        memcmp(arg->msg + off, g.payload + off, g.msg_size - off) != 0) {
+        conn_fail(c, "echo of message %" PRIu64 " differs from what was sent", c->seq_recv);
+        return;
+    }
+    lat = now - c->sent_at[c->ring_head];
+    c->ring_head = (c->ring_head + 1) % g.in_flight;
+    c->in_flight--;
+    c->seq_recv++;
+    if (g.running && !g.stopping) {
+        g.messages++;
+        g.lat_sum += lat;
+        if (lat > g.lat_max)
+            g.lat_max = lat;
+        g.hist[hist_bucket(lat)]++;
+        send_one(c);
+    } else if (c->in_flight == 0 && c->state == ST_OPEN) {
+        begin_close(c);
+    }
+}
+
+static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
+                      void *data)
+{
+    conn_t *c = data;
+
+    (void)ctx;
+    if (c->state == ST_DONE)
+        return;
+    if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+        if (c->state != ST_CLOSING)
+            conn_fail(c, "the server closed the WebSocket (code %u)", (unsigned)arg->status_code);
+        else if (arg->status_code != WSLAY_CODE_NORMAL_CLOSURE)
+            conn_fail(c, "the server answered our close with code %u",
+                      (unsigned)arg->status_code);
+        return;
+    }
+    if (arg->opcode == WSLAY_PING || arg->opcode == WSLAY_PONG)
+        return; /* wslay answers pings itself */
+    on_echo(c, arg);
+}
+
+static const struct wslay_event_callbacks ws_callbacks = {
+    .recv_callback = ws_recv,
+    .send_callback = ws_send,
+    .genmask_callback = ws_genmask,
+    .on_msg_recv_callback = ws_on_msg,
+};
+
+/* ---- the run ------------------------------------------------------------------------------ */
+
+static void stop_timer_if_done(void)
+{
+    if (g.done == g.conns && !g.timer_closed) {
+        g.timer_closed = 1;
+        uv_close((uv_handle_t *)&g.timer, NULL);
+    }
+}
+
+static void on_close_timeout(uv_timer_t *t)
+{
+    unsigned i;
+
+    (void)t;
+    for (i = 0; i < g.conns; i++) {
+        conn_t *c = &g.c[i];
+        if (c->state == ST_DONE)
+            continue;
+        if (c->in_flight)
+            conn_fail(c, "%u echoes still missing %d s after the end", c->in_flight,
+                      CLOSE_TIMEOUT_MS / 1000);
+        else
+            conn_fail(c, "no clean close within %d s", CLOSE_TIMEOUT_MS / 1000);
+    }
+}
+
+static void on_run_end(uv_timer_t *t)
+{
+    unsigned i;
+
+    g.stopping = 1;
+    g.t_stop = uv_hrtime();
+    for (i = 0; i < g.conns; i++) {
+        conn_t *c = &g.c[i];
+        if (c->state == ST_OPEN && c->in_flight == 0)
+            begin_close(c);
+    }
+    uv_timer_start(t, on_close_timeout, CLOSE_TIMEOUT_MS, 0);
+}
+
+static void on_open_timeout(uv_timer_t *t)
+{
+    unsigned i;
+
+    (void)t;
+    for (i = 0; i < g.conns; i++) {
+        conn_t *c = &g.c[i];
+        if (c->state == ST_CONNECTING || c->state == ST_HANDSHAKE)
+            conn_fail(c, "not open after %d s", OPEN_TIMEOUT_MS / 1000);
+    }
+}
+
+/* Once every connection is open or has failed: start the clock and the messages. */
+static void maybe_start(void)
+{
+    unsigned i, j;
+
+    if (g.running || g.settled < g.conns)
+        return;
+    g.running = 1;
+    uv_timer_stop(&g.timer);
+    if (g.opened == 0) {
+        g.stopping = 1;
+        stop_timer_if_done();
+        return;
+    }
+    g.t_start = uv_hrtime();
+    uv_timer_start(&g.timer, on_run_end, (uint64_t)(g.seconds * 1000.0 + 0.5), 0);
+    for (i = 0; i < g.conns; i++) {
+        conn_t *c = &g.c[i];
+        if (c->state != ST_OPEN)
+            continue;
+        for (j = 0; j < g.in_flight && c->state == ST_OPEN; j++)
+            send_one(c);
+        flush(c);
+    }
+}
+
+/* ---- the handshake ------------------------------------------------------------------------ */
+
+/* The value of header NAME in the response head (NUL-terminated, CRLF lines), or NULL. */
+static const char *header(const char *head, const char *name, size_t *len)
+{
+    size_t n = strlen(name);
+    const char *p = strstr(head, "\r\n");
+
+    while (p != NULL && p[2] != '\r') {
+        const char *line = p + 2, *end = strstr(line, "\r\n");
+        if (end == NULL)
+            return NULL;
+        if ((size_t)(end - line) > n && line[n] == ':' && strncasecmp(line, name, n) == 0) {
+            const char *v = line + n + 1;
+            while (*v == ' ' || *v == '\t')
+                v++;
+            *len = (size_t)(end - v);
+            while (*len > 0 && (v[*len - 1] == ' ' || v[*len - 1] == '\t'))
+                (*len)--;
+            return v;
+        }
+        p = end;
+    }
+    return NULL;
+}
+
+static int has_token(const char *v, size_t len, const char *token)
+{
+    size_t n = strlen(token), i;
+
+    for (i = 0; i + n <= len; i++)
+        if (strncasecmp(v + i, token, n) == 0 && (i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
+            (i + n == len || v[i + n] == ' ' || v[i + n] == ','))
+            return 1;
+    return 0;
+}
+
+static void on_handshake_read(conn_t *c, const char *data, size_t len)
+{
+    char *end;
+    const char *v;
+    size_t vlen, head_len;
+    int rv;
+
+    if (len > sizeof(c->hs) - 1 - c->hs_len) {
+        conn_fail(c, "handshake response longer than %d bytes", HANDSHAKE_MAX - 1);
+        return;
+    }
+    memcpy(c->hs + c->hs_len, data, len);
+    c->hs_len += len;
+    c->hs[c->hs_len] = '\0';
+    end = strstr(c->hs, "\r\n\r\n");
+    if (end == NULL)
+        return;
+    head_len = (size_t)(end - c->hs) + 4;
+    end[2] = '\0'; /* keep the last header's CRLF for header() */
+    if (strncmp(c->hs, "HTTP/1.1 101 ", 13) != 0 && strcmp(c->hs, "HTTP/1.1 101\r\n") != 0) {
+        char *eol = strstr(c->hs, "\r\n");
+        if (eol)
+            *eol = '\0';
+        conn_fail(c, "handshake answered \"%.100s\", not 101", c->hs);
+        return;
+    }
+    v = header(c->hs, "Upgrade", &vlen);
+    if (v == NULL || !has_token(v, vlen, "websocket")) {
+        conn_fail(c, "101 without Upgrade: websocket");
+        return;
+    }
+    v = header(c->hs, "Connection", &vlen);
+    if (v == NULL || !has_token(v, vlen, "upgrade")) {
+        conn_fail(c, "101 without Connection: upgrade");
+        return;
+    }
+    v = header(c->hs, "Sec-WebSocket-Accept", &vlen);
+    if (v == NULL || vlen != strlen(c->accept) || memcmp(v, c->accept, vlen) != 0) {
+        conn_fail(c, "wrong or missing Sec-WebSocket-Accept");
+        return;
+    }
+    if (header(c->hs, "Sec-WebSocket-Extensions", &vlen) != NULL) {
+        conn_fail(c, "the server chose an extension we did not offer");
+        return;
+    }
+    rv = wslay_event_context_client_init(&c->ws, &ws_callbacks, c);
+    if (rv != 0) {
+        conn_fail(c, "wslay_event_context_client_init: error %d", rv);
+        return;
+    }
+    c->state = ST_OPEN;
+    c->was_open = 1;
+    g.opened++;
+    g.settled++;
+    /* Anything after the head is already WebSocket: hand it to wslay. */
+    if (c->hs_len > head_len) {
+        c->in = (const uint8_t *)c->hs + head_len;
+        c->in_len = c->hs_len - head_len;
+        rv = wslay_event_recv(c->ws);
+        c->in_len = 0;
+        if (rv != 0) {
+            conn_fail(c, "wslay_event_recv: error %d", rv);
+            return;
+        }
+    }
+    maybe_start();
+}
+
+static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)h;
+    (void)hint;
+    /* One buffer for everyone: libuv calls on_read right after on_alloc, and on_read consumes
+     * the whole read before it returns. */
+    *buf = uv_buf_init(read_buf, sizeof(read_buf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    conn_t *c = s->data;
+    int rv;
+
+    if (c->state == ST_DONE || nread == 0)
+        return;
+    if (nread < 0) {
+        if (nread != UV_EOF)
+            conn_fail(c, "read: %s", uv_strerror((int)nread));
+        else if (c->state != ST_CLOSING)
+            conn_fail(c, "the server closed the connection%s",
+                      c->state == ST_HANDSHAKE ? " during the handshake" : "");
+        else if (!wslay_event_get_close_received(c->ws))
+            conn_fail(c, "the server closed the connection without a close frame");
+        else
+            conn_close(c); /* the clean end: close frames both ways, then the server's FIN */
+        return;
+    }
+    if (c->state == ST_HANDSHAKE) {
+        on_handshake_read(c, buf->base, (size_t)nread);
+        return;
+    }
+    c->in = (const uint8_t *)buf->base;
+    c->in_len = (size_t)nread;
+    rv = wslay_event_recv(c->ws);
+    c->in_len = 0;
+    if (rv != 0) {
+        conn_fail(c, "wslay_event_recv: error %d", rv);
+        return;
+    }
+    flush(c); /* pongs, the reply to a close, the next messages */
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+    conn_t *c = req->data;
+    uint8_t raw[16], key_in[24 + sizeof(ws_guid)], sha[EVP_MAX_MD_SIZE];
+    char key[32], req_text[1024];
+    unsigned sha_len = 0;
+    uint64_t r;
+    int n;
+
+    if (c->state == ST_DONE)
+        return;
+    if (status < 0) {
+        conn_fail(c, "connect: %s", uv_strerror(status));
+        return;
+    }
+    uv_tcp_nodelay(&c->tcp, 1);
+    r = prng_next();
+    memcpy(raw, &r, 8);
+    r = prng_next();
+    memcpy(raw + 8, &r, 8);
+    EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw)); /* 24 characters and a NUL */
+    memcpy(key_in, key, 24);
+    memcpy(key_in + 24, ws_guid, sizeof(ws_guid) - 1);
+    if (!EVP_Digest(key_in, 24 + sizeof(ws_guid) - 1, sha, &sha_len, EVP_sha1(), NULL)) {
+        conn_fail(c, "SHA-1 failed");
+        return;
+    }
+    EVP_EncodeBlock((unsigned char *)c->accept, sha, (int)sha_len);
+    n = snprintf(req_text, sizeof(req_text),
+                 "GET %s HTTP/1.1\r\n"
+                 "Host: %s\r\n"
+                 "Upgrade: websocket\r\n"
+                 "Connection: Upgrade\r\n"
+                 "Sec-WebSocket-Key: %s\r\n"
+                 "Sec-WebSocket-Version: 13\r\n"
+                 "\r\n",
+                 g.path, g.host_header, key);
+    if (n < 0 || (size_t)n >= sizeof(req_text) || buf_append(&c->out, req_text, (size_t)n) != 0) {
+        conn_fail(c, "request too long");
+        return;
+    }
+    c->state = ST_HANDSHAKE;
+    n = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    if (n < 0) {
+        conn_fail(c, "uv_read_start: %s", uv_strerror(n));
+        return;
+    }
+    write_out(c);
+}
+
+/* ---- set-up and report -------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: ws_load -c CONNS -s MSG_SIZE -d SECONDS [-u ws://127.0.0.1:PORT/path] "
+               "[-n IN_FLIGHT]\n"
+               "  -c  connections [64]\n"
+               "  -s  message size in bytes [64]\n"
+               "  -d  seconds of load after every connection is open [5]\n"
+               "  -u  the server [ws://127.0.0.1:8000/]\n"
+               "  -n  messages in flight per connection [1]\n");
+}
+
+static int parse_url(const char *url)
+{
+    const char *p, *host_end, *path;
+    size_t len;
+
+    if (strlen(url) >= sizeof(g.url))
+        return -1;
+    strcpy(g.url, url);
+    if (strncmp(url, "ws://", 5) != 0)
+        return -1;
+    p = url + 5;
+    path = strchr(p, '/');
+    if (path == NULL)
+        path = p + strlen(p);
+    len = (size_t)(path - p);
+    if (len == 0 || len >= sizeof(g.host_header))
+        return -1;
+    memcpy(g.host_header, p, len);
+    g.host_header[len] = '\0';
+    if (*p == '[') { /* [v6]:port */
+        host_end = memchr(p, ']', len);
+        if (host_end == NULL)
+            return -1;
+        memcpy(g.host, p + 1, (size_t)(host_end - p - 1));
+        g.host[host_end - p - 1] = '\0';
+        host_end++;
+    } else {
+        host_end = memchr(p, ':', len);
+        if (host_end == NULL)
+            host_end = path;
+        if ((size_t)(host_end - p) >= sizeof(g.host))
+            return -1;
+        memcpy(g.host, p, (size_t)(host_end - p));
+        g.host[host_end - p] = '\0';
+    }
+    if (host_end < path && *host_end == ':') {
+        if ((size_t)(path - host_end - 1) >= sizeof(g.port) || path == host_end + 1)
+            return -1;
+        memcpy(g.port, host_end + 1, (size_t)(path - host_end - 1));
+        g.port[path - host_end - 1] = '\0';
+    } else if (host_end == path) {
+        strcpy(g.port, "80");
+    } else {
+        return -1;
+    }
+    snprintf(g.path, sizeof(g.path), "%s", *path ? path : "/");
+    return 0;
+}
+
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+    char *end;
+    unsigned long v;
+
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno || end == s || *end || v > max || s[0] == '-')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static double percentile(double q)
+{
+    uint64_t rank = (uint64_t)(q * (double)g.messages + 0.999999), seen = 0;
+    unsigned b;
+
+    if (rank < 1)
+        rank = 1;
+    for (b = 0; b < HIST_BUCKETS; b++) {
+        seen += g.hist[b];
+        if (seen >= rank) /* the bucket's middle, but never above the largest seen */
+            return hist_value(b) < (double)g.lat_max ? hist_value(b) : (double)g.lat_max;
+    }
+    return (double)g.lat_max;
+}
+
+int main(int argc, char **argv)
+{
+    unsigned long v;
+    double elapsed;
+    struct addrinfo hints = {0}, *ai = NULL;
+    struct rlimit rl;
+    unsigned i;
+    int opt, rv, ok;
+
+    g.conns = 64;
+    g.in_flight = 1;
+    g.msg_size = 64;
+    g.seconds = 5;
+    parse_url("ws://127.0.0.1:8000/");
+    while ((opt = getopt(argc, argv, "c:s:d:u:n:h")) != -1) {
+        char *end;
+        switch (opt) {
+        case 'c':
+            if (parse_uint(optarg, 1000000, &v) || v == 0)
+                goto bad;
+            g.conns = (unsigned)v;
+            break;
+        case 's':
+            if (parse_uint(optarg, 1ul << 30, &v))
+                goto bad;
+            g.msg_size = v;
+            break;
+        case 'n':
+            if (parse_uint(optarg, 1000000, &v) || v == 0)
+                goto bad;
+            g.in_flight = (unsigned)v;
+            break;
+        case 'd':
+            g.seconds = strtod(optarg, &end);
+            if (end == optarg || *end || !(g.seconds > 0) || g.seconds > 86400)
+                goto bad;
+            break;
+        case 'u':
+            if (parse_url(optarg) != 0) {
+                fprintf(stderr, "ws_load: bad URL %s (ws://HOST[:PORT][/PATH])\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': usage(stdout); return 0;
+        default: goto bad;
+        }
+    }
+    if (optind != argc)
+        goto bad;
+
+    /* Room for CONNS sockets. */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)g.conns + 64) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    rv = getaddrinfo(g.host, g.port, &hints, &ai);
+    if (rv != 0) {
+        fprintf(stderr, "ws_load: %s:%s: %s\n", g.host, g.port, gai_strerror(rv));
+        return 2;
+    }
+    memcpy(&g.addr, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+
+    g.prng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
+    g.c = calloc(g.conns, sizeof(*g.c));
+    g.payload = malloc(g.msg_size ? g.msg_size : 1);
+    g.hist = calloc(HIST_BUCKETS, sizeof(*g.hist));
+    if (g.c == NULL || g.payload == NULL || g.hist == NULL) {
+        fprintf(stderr, "ws_load: out of memory\n");
+        return 2;
+    }
+    for (i = 0; i < g.msg_size; i++)
+        g.payload[i] = (uint8_t)(i * 31u + 7u);
+
+    g.loop = uv_default_loop();
+    uv_timer_init(g.loop, &g.timer);
+    uv_timer_start(&g.timer, on_open_timeout, OPEN_TIMEOUT_MS, 0);
+    for (i = 0; i < g.conns; i++) {
+        conn_t *c = &g.c[i];
+        c->id = i;
+        c->sent_at = calloc(g.in_flight, sizeof(*c->sent_at));
+        uv_tcp_init(g.loop, &c->tcp);
+        c->tcp.data = c;
+        c->connect_req.data = c;
+        c->write_req.data = c;
+        c->state = ST_CONNECTING;
+        if (c->sent_at == NULL) {
+            conn_fail(c, "out of memory");
+            continue;
+        }
+        rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&g.addr,
+                            on_connect);
+        if (rv < 0)
+            conn_fail(c, "connect: %s", uv_strerror(rv));
+    }
+    uv_run(g.loop, UV_RUN_DEFAULT);
+
+    elapsed = g.t_stop > g.t_start ? (double)(g.t_stop - g.t_start) / 1e9 : 0.0;
+    printf("ws_load: %s, %u connections x %u in flight, %zu-byte binary messages, %g s\n", g.url,
+           g.conns, g.in_flight, g.msg_size, g.seconds);
+    printf("connections: %u opened, %u closed cleanly, %u failed\n", g.opened, g.closed_clean,
+           g.conns - g.closed_clean);
+    printf("messages: %" PRIu64 " echoed in %.3f s, %.1f msg/s\n", g.messages, elapsed,
+           elapsed > 0 ? (double)g.messages / elapsed : 0.0);
+    if (g.messages)
+        printf("latency: mean %.3f ms, p50 %.3f ms, p99 %.3f ms, max %.3f ms\n",
+               (double)g.lat_sum / (double)g.messages / 1e6, percentile(0.50) / 1e6,
+               percentile(0.99) / 1e6, (double)g.lat_max / 1e6);
+    else
+        printf("latency: none measured\n");
+    printf("errors: %" PRIu64 "\n", g.errors);
+    ok = g.errors == 0 && g.closed_clean == g.conns && g.messages > 0;
+
+    for (i = 0; i < g.conns; i++) {
+        if (g.c[i].ws)
+            wslay_event_context_free(g.c[i].ws);
+        free(g.c[i].out.data);
+        free(g.c[i].writing.data);
+        free(g.c[i].sent_at);
+    }
+    free(g.c);
+    free(g.payload);
+    free(g.hist);
+    uv_loop_close(g.loop);
+    return ok ? 0 : 1;
+
+bad:
+    usage(stderr);
+    return 2;
+}
