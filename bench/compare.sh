@@ -196,8 +196,9 @@ run_load() {
     bench_alive "${PID[$key]}" || note="server died during the run${note:+; $note}"
     printf '%s,%s,%s,%s,%s,%s,%s,%s,"%s"\n' "$s" "$load" "$run" "${rps:-}" "${p99:-}" "$mean" \
         "$err" "$share" "${note//\"/\'}" >>"$BENCH_OUT/throughput.csv"
-    bench_log "$(printf '%-8s %-6s run %s: %10s req/s  p99 %8s ms  errors %s  server CPU %s' \
-        "$s" "$load" "$run" "${rps:--}" "${p99:-${mean:+mean $mean}}" "$err" "$share")"
+    bench_log "$(printf '%-8s %-6s run %s: %10s %s  p99 %8s ms  errors %s  server CPU %s' \
+        "$s" "$load" "$run" "${rps:--}" "$([ -n "$ws_size" ] && echo msg/s || echo req/s)" \
+        "${p99:-${mean:+mean $mean}}" "$err" "$share")"
 }
 
 # Memory first, on servers that have only answered the start-up check: RSS growth per idle
