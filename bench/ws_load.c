@@ -53,7 +53,7 @@ static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 #define HIST_SUB_BITS 6
 #define HIST_SUB (1u << HIST_SUB_BITS)
-#define HIST_LINEAR (2u * HIST_SUB)                       /* values below are exact */
+#define HIST_LINEAR (2u * HIST_SUB) /* values below are exact */
 #define HIST_BUCKETS (HIST_LINEAR + (64 - HIST_SUB_BITS - 1) * HIST_SUB)
 
 static unsigned hist_bucket(uint64_t v)
@@ -111,8 +111,8 @@ typedef struct {
     size_t hs_len;
     const uint8_t *in; /* the read being fed to wslay */
     size_t in_len;
-    buf_t out;       /* what wslay produced and is not yet written */
-    buf_t writing;   /* what the pending uv_write holds */
+    buf_t out;     /* what wslay produced and is not yet written */
+    buf_t writing; /* what the pending uv_write holds */
     int write_pending;
     uint64_t *sent_at; /* ring of IN_FLIGHT send times; echoes come back in order */
     unsigned ring_head, in_flight;
@@ -297,8 +297,7 @@ static void flush(conn_t *c)
 
 /* ---- wslay callbacks ---------------------------------------------------------------------- */
 
-static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
-                       void *data)
+static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
 {
     conn_t *c = data;
     size_t n = c->in_len < len ? c->in_len : len;
@@ -422,8 +421,7 @@ static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_m
         if (c->state != ST_CLOSING)
             conn_fail(c, "the server closed the WebSocket (code %u)", (unsigned)arg->status_code);
         else if (arg->status_code != WSLAY_CODE_NORMAL_CLOSURE)
-            conn_fail(c, "the server answered our close with code %u",
-                      (unsigned)arg->status_code);
+            conn_fail(c, "the server answered our close with code %u", (unsigned)arg->status_code);
         return;
     }
     if (arg->opcode == WSLAY_PING || arg->opcode == WSLAY_PONG)
@@ -442,6 +440,10 @@ static const struct wslay_event_callbacks ws_callbacks = {
 
 static void stop_timer_if_done(void)
 {
+    if (g.done == g.conns && g.running && !g.stopping) { /* every connection failed early */
+        g.stopping = 1;
+        g.t_stop = uv_hrtime();
+    }
     if (g.done == g.conns && !g.timer_closed) {
         g.timer_closed = 1;
         uv_close((uv_handle_t *)&g.timer, NULL);
@@ -641,6 +643,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread != UV_EOF)
             conn_fail(c, "read: %s", uv_strerror((int)nread));
+        else if (c->ws != NULL && !wslay_event_get_read_enabled(c->ws))
+            /* wslay stopped reading at a frame it rejects; among them close codes it does not
+             * know, such as 1012 (service restart) with wslay 1.1 */
+            conn_fail(c, "the server sent a frame wslay rejects, then closed the connection");
         else if (c->state != ST_CLOSING)
             conn_fail(c, "the server closed the connection%s",
                       c->state == ST_HANDSHAKE ? " during the handshake" : "");
@@ -898,8 +904,7 @@ int main(int argc, char **argv)
             conn_fail(c, "out of memory");
             continue;
         }
-        rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&g.addr,
-                            on_connect);
+        rv = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&g.addr, on_connect);
         if (rv < 0)
             conn_fail(c, "connect: %s", uv_strerror(rv));
     }

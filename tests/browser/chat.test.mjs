@@ -47,8 +47,10 @@ const log = (...a) => console.log(`# [${((Date.now() - t0) / 1000).toFixed(1)} s
 // ---- the runner ------------------------------------------------------------------------------
 
 function startRunner() {
+  // In a process group of its own, so that stopping it reaches anything it started too.
   const child = spawn(RUNNER, [CHAT, '--host', '127.0.0.1', '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
   let out = '';
   const keep = (chunk) => {
@@ -85,12 +87,20 @@ function startRunner() {
   });
 }
 
+function signalRunner(sig) {
+  try {
+    process.kill(-runner.child.pid, sig); // its process group
+  } catch {
+    runner.child.kill(sig);
+  }
+}
+
 // SIGTERM, wait, then SIGKILL. Returns how it ended: { code, signal, killed }.
 async function stopRunner() {
   if (!runner) return null;
   if (runner.stopped) return runner.stopped;
   const { child, exited } = runner;
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+  if (child.exitCode === null && child.signalCode === null) signalRunner('SIGTERM');
   let timer;
   const late = new Promise((resolve) => {
     timer = setTimeout(() => resolve(null), STOP_TIMEOUT);
@@ -98,9 +108,12 @@ async function stopRunner() {
   let how = await Promise.race([exited, late]);
   clearTimeout(timer);
   if (how === null) {
-    child.kill('SIGKILL');
+    signalRunner('SIGKILL');
     how = { ...(await exited), killed: true };
   }
+  // Whatever may still hold its output pipes must not keep this process alive.
+  child.stdout.destroy();
+  child.stderr.destroy();
   runner.stopped = how;
   return how;
 }
@@ -108,10 +121,17 @@ async function stopRunner() {
 // If anything hangs past every timeout, do not leave a server behind.
 const watchdog = setTimeout(() => {
   console.error(`# watchdog: test file still running after ${WATCHDOG_MS} ms, giving up`);
-  if (runner) runner.child.kill('SIGKILL');
+  if (runner) signalRunner('SIGKILL');
   process.exit(1);
 }, WATCHDOG_MS);
 watchdog.unref();
+// Stopped from outside (run.sh's timeout, ctest, ^C): take the runner along.
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.on(sig, () => {
+    if (runner) signalRunner('SIGKILL');
+    process.exit(1);
+  });
+}
 
 // ---- the pages -------------------------------------------------------------------------------
 
@@ -253,7 +273,6 @@ async function closeBrowser() {
 
 // A safety net: the last test closes the browser and stops the runner already.
 after(async () => {
-  clearTimeout(watchdog);
   try {
     await closeBrowser();
   } catch (e) {
