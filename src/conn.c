@@ -246,7 +246,8 @@ static casgi__deadlines_t *deadlines_for(casgi_server_t *server, uint64_t ms)
     for (unsigned i = 0; i < server->num_deadline_lists; i++)
         if (server->deadlines[i].ms == ms)
             return &server->deadlines[i];
-    /* A handful of durations exist (keep-alive, request head, linger); the table is sized so. */
+    /* Six durations exist (keep-alive, request head, linger, websocket close wait, ping interval
+     * and ping timeout), all fixed by the config; the table has room for them. */
     CASGI_ASSERT(server->num_deadline_lists < CASGI__DEADLINE_LISTS);
     if (server->num_deadline_lists == CASGI__DEADLINE_LISTS)
         return NULL;

@@ -24,7 +24,7 @@ typedef struct casgi__lifespan_s casgi__lifespan_t;
  * goes back, so appending keeps the list sorted: a FIFO serves as the priority queue, and setting
  * a deadline is two pointer moves instead of a timer-heap update per request.
  */
-#define CASGI__DEADLINE_LISTS 4
+#define CASGI__DEADLINE_LISTS 8 /* 6 durations exist: keep-alive, request head, linger, close wait, ping interval, ping timeout */
 typedef struct casgi__deadlines_s {
     uint64_t ms;
     casgi__list_t conns; /* by casgi__conn_t.deadline_node, earliest first */

@@ -447,8 +447,12 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
             int err = casgi__ws_deflate_decompress(w->deflate, data, len,
                                                    w->server->cfg.ws_max_size, &w->scratch);
             if (err) {
-                close_with(w, err == CASGI_ELENGTH ? 1009 : 1007,
-                           err == CASGI_ELENGTH ? "message too big" : "bad compressed data");
+                if (err == CASGI_ELENGTH)
+                    close_with(w, 1009, "message too big");
+                else if (err == CASGI_ENOMEM)
+                    close_with(w, 1011, "out of memory");
+                else
+                    close_with(w, 1007, "bad compressed data");
                 return;
             }
             data = (const uint8_t *)casgi__buf_data(&w->scratch);
@@ -512,7 +516,7 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
 {
     casgi_server_t *server = w->server;
     casgi_bytes_t sub = ev->accept.subprotocol;
-    if (sub.len > 0 && !casgi__headers_valid_value(sub))
+    if (sub.len > 0 && (sub.base == NULL || !casgi__headers_valid_value(sub)))
         return CASGI_EHEADER;
     int err = casgi__headers_validate(ev->accept.headers, ev->accept.num_headers);
     if (err)
@@ -651,7 +655,7 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
             int code = ev->close.code ? ev->close.code : 1000;
             casgi_bytes_t reason = ev->close.reason;
             if (code < 1000 || code > 4999 || code == 1004 || code == 1005 || code == 1006 ||
-                code == 1015 || reason.len > 123 ||
+                code == 1015 || reason.len > 123 || (reason.len > 0 && reason.base == NULL) ||
                 !valid_utf8((const unsigned char *)reason.base, reason.len))
                 return CASGI_EEVENT;
             close_gracefully(w, code, reason.base, reason.len);

@@ -68,7 +68,8 @@ CASGI_EXTERN int casgi_receive(casgi_call_t *call, casgi_receive_cb cb, void *da
  * content-length that is not a decimal number or contradicts another), CASGI_EBUSY (a send
  * callback is still pending and this send has one too; or, for websocket.send, more than the
  * high-water mark plus ws_max_size is already waiting for a client that does not read: wait for
- * a send callback). CASGI_ELENGTH when the body disagrees
+ * the callback of an earlier send, so send with callbacks when the peer may be slow).
+ * CASGI_ELENGTH when the body disagrees
  * with the declared Content-Length (more bytes, or a final event leaving it short): the
  * connection is then aborted, because the response can no longer be completed correctly.
  * CASGI_EDISCONNECTED when the client has already left (ASGI's OSError), or when the server itself
