@@ -388,8 +388,8 @@ static void on_echo(conn_t *c, const struct wslay_event_on_msg_recv_arg *arg)
                   c->seq_recv, (unsigned)arg->opcode, arg->msg_length, g.msg_size);
         return;
     }
-    if ((off && memcmp(arg->msg, &c->seq_recv, off) != 0) ||
-        memcmp(arg->msg + off, g.payload + off, g.msg_size - off) != 0) {
+    if (g.msg_size > 0 && ((off && memcmp(arg->msg, &c->seq_recv, off) != 0) ||
+                           memcmp(arg->msg + off, g.payload + off, g.msg_size - off) != 0)) {
         conn_fail(c, "echo of message %" PRIu64 " differs from what was sent", c->seq_recv);
         return;
     }
@@ -643,17 +643,18 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0) {
         if (nread != UV_EOF)
             conn_fail(c, "read: %s", uv_strerror((int)nread));
-        else if (c->ws != NULL && !wslay_event_get_read_enabled(c->ws))
+        else if (c->state == ST_CLOSING && wslay_event_get_close_received(c->ws))
+            conn_close(c); /* the clean end: close frames both ways, then the server's FIN */
+        else if (c->ws != NULL && !wslay_event_get_read_enabled(c->ws) &&
+                 !wslay_event_get_close_received(c->ws))
             /* wslay stopped reading at a frame it rejects; among them close codes it does not
              * know, such as 1012 (service restart) with wslay 1.1 */
             conn_fail(c, "the server sent a frame wslay rejects, then closed the connection");
         else if (c->state != ST_CLOSING)
             conn_fail(c, "the server closed the connection%s",
                       c->state == ST_HANDSHAKE ? " during the handshake" : "");
-        else if (!wslay_event_get_close_received(c->ws))
-            conn_fail(c, "the server closed the connection without a close frame");
         else
-            conn_close(c); /* the clean end: close frames both ways, then the server's FIN */
+            conn_fail(c, "the server closed the connection without a close frame");
         return;
     }
     if (c->state == ST_HANDSHAKE) {
