@@ -80,6 +80,21 @@ static inline int casgi__conn_reserve_output(casgi__conn_t *conn, size_t extra)
     return casgi__buf_reserve_pooled(&conn->server->pool, w, extra);
 }
 
+/*
+ * Appends to the output gathered this turn (written at its end). An empty write may pass a NULL
+ * pointer. 0 or CASGI_ENOMEM.
+ */
+static inline int casgi__conn_write(casgi__conn_t *conn, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (casgi__conn_reserve_output(conn, len))
+        return CASGI_ENOMEM;
+    memcpy(conn->wbuf.base + conn->wbuf.len, data, len);
+    conn->wbuf.len += len;
+    return 0;
+}
+
 /* Closes at once; pending output is dropped (an abort). Safe to call more than once. */
 void casgi__conn_close(casgi__conn_t *conn);
 /* Writes what is pending, sends FIN, drains input briefly, then closes (lingering close), so the

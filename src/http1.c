@@ -200,16 +200,11 @@ static int out(http1_t *h, const void *data, size_t len)
 {
     if (h->conn == NULL)
         return CASGI_EDISCONNECTED;
-    if (len == 0)
-        return 0; /* an empty body event may carry no pointer at all */
-    if (casgi__conn_reserve_output(h->conn, len) != 0) {
+    if (casgi__conn_write(h->conn, data, len) != 0) {
         CASGI_LOG(&h->server->log, CASGI_LOG_ERROR, "out of memory writing a response");
         casgi__conn_close(h->conn);
         return CASGI_ENOMEM;
     }
-    casgi__buf_t *w = &h->conn->wbuf;
-    memcpy(w->base + w->len, data, len);
-    w->len += len;
     return 0;
 }
 #define OUT_LIT(h, lit) out((h), (lit), sizeof(lit) - 1)

@@ -255,16 +255,7 @@ static void close_gracefully(ws_t *w, int code, const char *reason, size_t len)
 
 static int out(ws_t *w, const void *data, size_t len)
 {
-    if (w->conn == NULL)
-        return CASGI_EDISCONNECTED;
-    if (len == 0)
-        return 0;
-    if (casgi__conn_reserve_output(w->conn, len))
-        return CASGI_ENOMEM;
-    casgi__buf_t *b = &w->conn->wbuf;
-    memcpy(b->base + b->len, data, len);
-    b->len += len;
-    return 0;
+    return w->conn ? casgi__conn_write(w->conn, data, len) : CASGI_EDISCONNECTED;
 }
 #define OUT_LIT(w, lit) out((w), (lit), sizeof(lit) - 1)
 
