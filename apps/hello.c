@@ -20,6 +20,8 @@
 
 #include <casgi.h>
 
+#include "lifespan_ack.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 /* A casgi_bytes_t initialiser for static data, where CASGI_BYTES's compound literal is not one. */
 #define LIT(s)                                                                                     \
@@ -286,47 +288,15 @@ static void slow_start(casgi_call_t *call)
     }
 }
 
-/* ---- lifespan ----------------------------------------------------------------------------- */
-
-/*
- * Nothing to set up or tear down: acknowledge startup, then wait for shutdown and acknowledge it.
- * The acknowledgements need no callback; the call's end is the last thing that happens.
- */
-static void on_lifespan_event(casgi_call_t *call, int status, const casgi_event_t *event,
-                              void *data)
-{
-    casgi_event_t reply = {.type = CASGI_EVENT_LIFESPAN_SHUTDOWN_COMPLETE};
-    int rc = status;
-
-    (void)data;
-    if (status == CASGI_ECANCELED)
-        return;
-    if (rc == 0 && event->type == CASGI_EVENT_LIFESPAN_STARTUP) {
-        reply.type = CASGI_EVENT_LIFESPAN_STARTUP_COMPLETE;
-        rc = casgi_send(call, &reply, NULL, NULL);
-        if (rc == 0)
-            rc = casgi_receive(call, on_lifespan_event, NULL);
-        if (rc != 0)
-            casgi_call_end(call, rc);
-        return;
-    }
-    if (rc == 0)
-        rc = casgi_send(call, &reply, NULL, NULL);
-    casgi_call_end(call, rc);
-}
-
 /* ---- entry -------------------------------------------------------------------------------- */
 
 static void hello_entry(casgi_call_t *call, const casgi_scope_t *scope, void *app_data)
 {
-    int rc;
     int get;
 
     (void)app_data;
     if (scope->type == CASGI_SCOPE_LIFESPAN) {
-        rc = casgi_receive(call, on_lifespan_event, NULL);
-        if (rc != 0)
-            casgi_call_end(call, rc);
+        lifespan_ack_start(call);
         return;
     }
     if (scope->type != CASGI_SCOPE_HTTP) {

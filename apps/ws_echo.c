@@ -19,6 +19,8 @@
 
 #include <casgi.h>
 
+#include "lifespan_ack.h"
+
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 /* A casgi_bytes_t initialiser for static data, where CASGI_BYTES's compound literal is not one. */
 #define LIT(s)                                                                                     \
@@ -102,32 +104,6 @@ static void on_connect(casgi_call_t *call, int status, const casgi_event_t *even
         end(call, rc);
 }
 
-/* ---- lifespan ----------------------------------------------------------------------------- */
-
-/* Nothing to set up or tear down: acknowledge startup, then shutdown (hello.so's handler). */
-static void on_lifespan_event(casgi_call_t *call, int status, const casgi_event_t *event,
-                              void *data)
-{
-    casgi_event_t reply = {.type = CASGI_EVENT_LIFESPAN_SHUTDOWN_COMPLETE};
-    int rc = status;
-
-    (void)data;
-    if (status == CASGI_ECANCELED)
-        return;
-    if (rc == 0 && event->type == CASGI_EVENT_LIFESPAN_STARTUP) {
-        reply.type = CASGI_EVENT_LIFESPAN_STARTUP_COMPLETE;
-        rc = casgi_send(call, &reply, NULL, NULL);
-        if (rc == 0)
-            rc = casgi_receive(call, on_lifespan_event, NULL);
-        if (rc != 0)
-            casgi_call_end(call, rc);
-        return;
-    }
-    if (rc == 0)
-        rc = casgi_send(call, &reply, NULL, NULL);
-    casgi_call_end(call, rc);
-}
-
 /* ---- entry -------------------------------------------------------------------------------- */
 
 static void ws_echo_entry(casgi_call_t *call, const casgi_scope_t *scope, void *app_data)
@@ -148,9 +124,7 @@ static void ws_echo_entry(casgi_call_t *call, const casgi_scope_t *scope, void *
             end(call, rc);
         break;
     case CASGI_SCOPE_LIFESPAN:
-        rc = casgi_receive(call, on_lifespan_event, NULL);
-        if (rc != 0)
-            casgi_call_end(call, rc);
+        lifespan_ack_start(call);
         break;
     default:
         rc = casgi_send(call, &start, NULL, NULL);
