@@ -78,7 +78,9 @@ typedef struct http1_s {
 
 static const casgi__call_ops_t call_ops;
 static const casgi__proto_t proto;
+static const llhttp_settings_t parser_settings;
 static void run(http1_t *h);
+static void park_if_idle(http1_t *h);
 
 /* ---- small formatting helpers (no printf on the hot path) -------------------------------- */
 
@@ -245,7 +247,14 @@ static void unref(http1_t *h)
         return;
     casgi__server_cancel(h->server, &h->task);
     release_scratch(h);
-    free(h);
+    casgi_server_t *server = h->server;
+    if (server->num_spare_http1 < 1024) {
+        memcpy(h, &server->spare_http1, sizeof(void *));
+        server->spare_http1 = h;
+        server->num_spare_http1++;
+    } else {
+        free(h);
+    }
 }
 
 static void on_task(casgi__task_t *task)
@@ -526,7 +535,7 @@ static int on_headers_complete(llhttp_t *p)
     if (build_scope(h) != 0)
         return -1;
     h->head_done = 1;
-    if (h->server->cfg.ws && casgi__websocket_is_upgrade(&h->call.scope)) {
+    if (p->upgrade && h->server->cfg.ws && casgi__websocket_is_upgrade(&h->call.scope)) {
         /* no body; llhttp_execute() returns HPE_PAUSED_UPGRADE right after the head */
         h->ws_upgrade = 1;
         return 2;
@@ -1015,14 +1024,64 @@ static void run(http1_t *h)
         break;
     }
     update_reading(h);
+    park_if_idle(h);
     unref(h);
 }
 
 /* ---- connection events ------------------------------------------------------------------ */
 
+/*
+ * Between requests a connection keeps no http1 state at all (conn->proto_data is NULL): an idle
+ * keep-alive connection costs its socket and conn struct, not another 600 bytes of parser and call
+ * (issue 5's memory target). The state comes back, fresh, with the next bytes.
+ */
+static http1_t *http1_new(casgi__conn_t *conn)
+{
+    casgi_server_t *server = conn->server;
+    http1_t *h = server->spare_http1;
+    if (h != NULL) {
+        memcpy(&server->spare_http1, h, sizeof(void *));
+        server->num_spare_http1--;
+    } else if ((h = malloc(sizeof(*h))) == NULL) {
+        return NULL;
+    }
+    memset(h, 0, sizeof(*h));
+    h->conn = conn;
+    h->server = conn->server;
+    h->refs = 1; /* the connection's */
+    h->task.run = on_task;
+    casgi__list_init(&h->task.node);
+    llhttp_init(&h->parser, HTTP_REQUEST, &parser_settings);
+    h->parser.data = h;
+    h->shutting_down = casgi__server_stopping(conn->server);
+    conn->proto_data = h;
+    return h;
+}
+
+/* Called at the end of run(): lets go of the state when the connection is between requests. */
+static void park_if_idle(http1_t *h)
+{
+    casgi__conn_t *conn = h->conn;
+    if (conn == NULL || conn->closing || conn->lingering || conn->close_after_flush ||
+        h->call_live || h->dispatch || h->in_request || h->message_complete || h->broken ||
+        casgi__buf_size(&conn->rbuf) > 0)
+        return;
+    conn->proto_data = NULL;
+    h->conn = NULL;
+    /* the connection's reference; run() still holds one, so the state goes when run() returns */
+    CASGI_ASSERT(h->refs > 1);
+    h->refs--;
+}
+
 static void on_read(casgi__conn_t *conn)
 {
-    run(conn->proto_data);
+    http1_t *h = conn->proto_data;
+    if (h == NULL && (h = http1_new(conn)) == NULL) {
+        CASGI_LOG(&conn->server->log, CASGI_LOG_ERROR, "out of memory for a request");
+        casgi__conn_close(conn);
+        return;
+    }
+    run(h);
 }
 
 static void on_drain(casgi__conn_t *conn)
@@ -1030,22 +1089,23 @@ static void on_drain(casgi__conn_t *conn)
     http1_t *h = conn->proto_data;
     /* Idle time counts from the last byte written, not from when the response was queued: a
      * slow reader of a large response is not an idle client. */
-    if (!h->in_request && !h->call_live && !h->dispatch && !h->broken)
-        casgi__conn_set_deadline(conn, h->server->cfg.timeout_keep_alive);
-    run(h);
+    if (h == NULL || (!h->in_request && !h->call_live && !h->dispatch && !h->broken))
+        casgi__conn_set_deadline(conn, conn->server->cfg.timeout_keep_alive);
+    if (h != NULL)
+        run(h);
 }
 
 static void on_read_error(casgi__conn_t *conn, int status)
 {
     http1_t *h = conn->proto_data;
-    if (h->in_request && status != UV_EOF)
+    if (h != NULL && h->in_request && status != UV_EOF)
         CASGI_LOG(&h->server->log, CASGI_LOG_DEBUG, "connection lost: %s", casgi_strerror(status));
 }
 
 static void on_timeout(casgi__conn_t *conn)
 {
     http1_t *h = conn->proto_data;
-    if (h->in_request && !h->dispatch && !h->call_live)
+    if (h != NULL && h->in_request && !h->dispatch && !h->call_live)
         CASGI_LOG(&h->server->log, CASGI_LOG_WARNING,
                   "Request header timeout: closing a connection that did not complete its request"
                   " head in time.");
@@ -1055,11 +1115,13 @@ static void on_timeout(casgi__conn_t *conn)
 static void on_shutdown(casgi__conn_t *conn)
 {
     http1_t *h = conn->proto_data;
-    h->shutting_down = 1;
-    int between_requests = !h->call_live && !h->dispatch && !h->message_complete &&
-                           !h->in_request && casgi__buf_size(&conn->rbuf) == 0;
-    if (!between_requests)
-        return; /* the request in progress finishes first, then the connection closes */
+    if (h != NULL) {
+        h->shutting_down = 1;
+        int between_requests = !h->call_live && !h->dispatch && !h->message_complete &&
+                               !h->in_request && casgi__buf_size(&conn->rbuf) == 0;
+        if (!between_requests)
+            return; /* the request in progress finishes first, then the connection closes */
+    }
     if (casgi__conn_buffered(conn) > 0)
         casgi__conn_close_after_flush(conn); /* the last response is still on its way out */
     else
@@ -1069,6 +1131,8 @@ static void on_shutdown(casgi__conn_t *conn)
 static void on_close(casgi__conn_t *conn)
 {
     http1_t *h = conn->proto_data;
+    if (h == NULL)
+        return;
     h->conn = NULL;
     if (h->call_live) {
         h->call.disconnected = 1;
@@ -1089,17 +1153,8 @@ static const casgi__proto_t proto = {
 
 int casgi__http1_attach(casgi__conn_t *conn)
 {
-    http1_t *h = calloc(1, sizeof(*h));
-    if (h == NULL)
-        return CASGI_ENOMEM;
-    h->conn = conn;
-    h->server = conn->server;
-    h->refs = 1;
-    h->task.run = on_task;
-    casgi__list_init(&h->task.node);
-    llhttp_init(&h->parser, HTTP_REQUEST, &parser_settings);
-    h->parser.data = h;
-    casgi__conn_set_proto(conn, &proto, h);
+    /* No state until the first bytes arrive (see http1_new). */
+    casgi__conn_set_proto(conn, &proto, NULL);
     casgi__conn_set_deadline(conn, conn->server->cfg.timeout_keep_alive);
     casgi__conn_read_start(conn);
     return 0;

@@ -452,6 +452,12 @@ static void server_release(casgi_server_t *server)
     if (server->lifespan)
         casgi__lifespan_free(server->lifespan);
     casgi__pool_clear(&server->pool);
+    while (server->spare_http1 != NULL) {
+        void *next;
+        memcpy(&next, server->spare_http1, sizeof(next));
+        free(server->spare_http1);
+        server->spare_http1 = next;
+    }
     free(server->root_path);
     free(server->default_headers);
     free(server->shutdown_message);

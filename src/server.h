@@ -24,7 +24,9 @@ typedef struct casgi__lifespan_s casgi__lifespan_t;
  * goes back, so appending keeps the list sorted: a FIFO serves as the priority queue, and setting
  * a deadline is two pointer moves instead of a timer-heap update per request.
  */
-#define CASGI__DEADLINE_LISTS 8 /* 6 durations exist: keep-alive, request head, linger, close wait, ping interval, ping timeout */
+#define CASGI__DEADLINE_LISTS                                                                      \
+    8 /* 6 durations exist: keep-alive, request head, linger, close wait, ping interval, ping      \
+         timeout */
 typedef struct casgi__deadlines_s {
     uint64_t ms;
     casgi__list_t conns; /* by casgi__conn_t.deadline_node, earliest first */
@@ -50,7 +52,11 @@ struct casgi_server_s {
     casgi__logger_t log;
     casgi__date_t date;
     casgi__pool_t pool; /* connection buffers */
-    void *state;        /* ASGI lifespan state shared into every scope */
+    /* http1 states of finished requests, kept for the next ones: a free list chained through
+     * each block's first bytes, so keep-alive requests allocate nothing */
+    void *spare_http1;
+    unsigned num_spare_http1;
+    void *state; /* ASGI lifespan state shared into every scope */
 
     casgi__server_state_t phase;
     casgi__list_t listeners;
