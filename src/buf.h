@@ -25,9 +25,10 @@ static inline char *casgi__buf_data(const casgi__buf_t *b)
 }
 
 /*
- * A free list of equal blocks for connection buffers. An idle connection gives its buffers back,
- * so memory follows the connections that are busy now, not the ones that are open, and a busy
- * one takes a block back without a trip through malloc.
+ * A free list of equal blocks: connection buffers (CASGI_POOL_BLOCK bytes) and recycled protocol
+ * states. An idle connection gives its blocks back, so memory follows the connections that are
+ * busy now, not the ones that are open, and a busy one takes a block back without malloc.
+ * Every block of one pool has the same size; the pool keeps at most `max` of them.
  */
 #define CASGI_POOL_BLOCK 16384
 
@@ -36,6 +37,11 @@ typedef struct casgi__pool_s {
     size_t count;
     size_t max;
 } casgi__pool_t;
+
+/* A block of `size` bytes (uninitialised): a kept one, or a new one. NULL when out of memory. */
+void *casgi__pool_take(casgi__pool_t *pool, size_t size);
+/* Gives a block back: kept for reuse, or freed when the pool is full. */
+void casgi__pool_give(casgi__pool_t *pool, void *block);
 
 /* Like casgi__buf_reserve(), taking a pool block when the buffer has no memory yet. */
 int casgi__buf_reserve_pooled(casgi__pool_t *pool, casgi__buf_t *b, size_t extra);

@@ -247,14 +247,7 @@ static void unref(http1_t *h)
         return;
     casgi__server_cancel(h->server, &h->task);
     release_scratch(h);
-    casgi_server_t *server = h->server;
-    if (server->num_spare_http1 < 1024) {
-        memcpy(h, &server->spare_http1, sizeof(void *));
-        server->spare_http1 = h;
-        server->num_spare_http1++;
-    } else {
-        free(h);
-    }
+    casgi__pool_give(&h->server->http1_states, h);
 }
 
 static void on_task(casgi__task_t *task)
@@ -1037,14 +1030,9 @@ static void run(http1_t *h)
  */
 static http1_t *http1_new(casgi__conn_t *conn)
 {
-    casgi_server_t *server = conn->server;
-    http1_t *h = server->spare_http1;
-    if (h != NULL) {
-        memcpy(&server->spare_http1, h, sizeof(void *));
-        server->num_spare_http1--;
-    } else if ((h = malloc(sizeof(*h))) == NULL) {
+    http1_t *h = casgi__pool_take(&conn->server->http1_states, sizeof(*h));
+    if (h == NULL)
         return NULL;
-    }
     memset(h, 0, sizeof(*h));
     h->conn = conn;
     h->server = conn->server;

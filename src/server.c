@@ -130,6 +130,7 @@ int casgi_server_new(uv_loop_t *loop, const casgi_config_t *cfg, const casgi_app
     server->loop = loop;
     server->app = *app;
     server->pool.max = 256; /* up to 4 MiB kept for reuse; the rest goes back to malloc */
+    server->http1_states.max = 1024;
     server->state = cfg->state;
     server->log.level = cfg->log_level;
     server->log.fn = cfg->log_fn ? cfg->log_fn : casgi__log_stderr;
@@ -452,12 +453,7 @@ static void server_release(casgi_server_t *server)
     if (server->lifespan)
         casgi__lifespan_free(server->lifespan);
     casgi__pool_clear(&server->pool);
-    while (server->spare_http1 != NULL) {
-        void *next;
-        memcpy(&next, server->spare_http1, sizeof(next));
-        free(server->spare_http1);
-        server->spare_http1 = next;
-    }
+    casgi__pool_clear(&server->http1_states);
     free(server->root_path);
     free(server->default_headers);
     free(server->shutdown_message);

@@ -51,12 +51,10 @@ struct casgi_server_s {
     casgi_app_t app;
     casgi__logger_t log;
     casgi__date_t date;
-    casgi__pool_t pool; /* connection buffers */
-    /* http1 states of finished requests, kept for the next ones: a free list chained through
-     * each block's first bytes, so keep-alive requests allocate nothing */
-    void *spare_http1;
-    unsigned num_spare_http1;
-    void *state; /* ASGI lifespan state shared into every scope */
+    casgi__pool_t pool;         /* connection buffers */
+    casgi__pool_t http1_states; /* of finished requests, for the next ones: keep-alive requests
+                                   allocate nothing */
+    void *state;                /* ASGI lifespan state shared into every scope */
 
     casgi__server_state_t phase;
     casgi__list_t listeners;
