@@ -73,6 +73,25 @@ static int check_http_order(const casgi_call_t *call, const casgi_event_t *ev)
         if (call->response != CASGI__RESPONSE_TRAILERS)
             return CASGI_ESTATE;
         return casgi__headers_validate(ev->trailers.headers, ev->trailers.num_headers);
+    case CASGI_EVENT_HTTP_RESPONSE_EARLY_HINT:
+        if (!(call->scope.extensions & CASGI_EXT_HTTP_RESPONSE_EARLY_HINT))
+            return CASGI_EEVENT;
+        if (call->response != CASGI__RESPONSE_NONE)
+            return CASGI_ESTATE;
+        for (size_t i = 0; i < ev->early_hint.num_links; i++)
+            if (ev->early_hint.links[i].len == 0 ||
+                !casgi__headers_valid_value(ev->early_hint.links[i]))
+                return CASGI_EHEADER;
+        return 0;
+    case CASGI_EVENT_HTTP_RESPONSE_PUSH:
+        if (!(call->scope.extensions & CASGI_EXT_HTTP_RESPONSE_PUSH))
+            return CASGI_EEVENT;
+        if (call->response != CASGI__RESPONSE_NONE && call->response != CASGI__RESPONSE_STARTED)
+            return CASGI_ESTATE;
+        if (ev->push.path.len == 0 || ev->push.path.base[0] != '/' ||
+            !casgi__headers_valid_value(ev->push.path))
+            return CASGI_EEVENT;
+        return casgi__headers_validate(ev->push.headers, ev->push.num_headers);
     default: return CASGI_EEVENT;
     }
 }
@@ -210,6 +229,8 @@ const char *casgi_event_type_name(casgi_event_type_t type)
     case CASGI_EVENT_WEBSOCKET_CLOSE: return "websocket.close";
     case CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_START: return "websocket.http.response.start";
     case CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_BODY: return "websocket.http.response.body";
+    case CASGI_EVENT_HTTP_RESPONSE_EARLY_HINT: return "http.response.early_hint";
+    case CASGI_EVENT_HTTP_RESPONSE_PUSH: return "http.response.push";
     }
     return "?";
 }

@@ -24,6 +24,10 @@ void casgi_config_init(casgi_config_t *cfg)
     cfg->ws_deflate_window_bits = 15;
     cfg->ws_deflate_mem_level = 8;
     cfg->ws_deflate_threshold = 64;
+    cfg->http2 = 1;
+    cfg->h2_max_concurrent_streams = 100;
+    cfg->h2_stream_window = 65535;
+    cfg->h2_max_resets = 200;
     cfg->server_header = 1;
     cfg->date_header = 1;
 }
@@ -57,6 +61,9 @@ int casgi_config_validate(const casgi_config_t *cfg, const char **why)
         reason = "ws_deflate_window_bits must be between 9 and 15";
     else if (cfg->ws_deflate_mem_level < 1 || cfg->ws_deflate_mem_level > 9)
         reason = "ws_deflate_mem_level must be between 1 and 9";
+    else if (cfg->http2 && (cfg->h2_max_concurrent_streams < 1 || cfg->h2_stream_window < 1 ||
+                            cfg->h2_stream_window > 0x7fffffff))
+        reason = "h2_max_concurrent_streams and h2_stream_window (at most 2^31-1) must be positive";
     else if (cfg->root_path != NULL && cfg->root_path[0] != '\0' && cfg->root_path[0] != '/')
         reason = "root_path must be empty or start with '/'";
     else if (casgi__headers_validate(cfg->headers, cfg->num_headers) != 0)

@@ -13,6 +13,7 @@
 #include "call.h"
 #include "headers.h"
 #include "http1.h"
+#include "http2.h"
 #include "scope.h"
 #include "websocket.h"
 
@@ -63,6 +64,8 @@ typedef struct http1_s {
     unsigned in_field_name : 1;
     unsigned head_done : 1;  /* later header callbacks are chunked trailers: dropped */
     unsigned ws_upgrade : 1; /* the head asks for a WebSocket: websocket.c takes the connection */
+    unsigned h2c_upgrade : 1; /* the request asks for h2c: collect its body, then http2.c takes
+                                 the connection and serves it as stream 1 */
     unsigned response_started : 1;
 
     /* response */
@@ -345,6 +348,7 @@ static int on_message_begin(llhttp_t *p)
     h->in_field_name = 0;
     h->head_done = 0;
     h->ws_upgrade = 0;
+    h->h2c_upgrade = 0;
     h->response_started = 0;
     h->message_complete = h->final_delivered = 0;
     h->expect_continue = h->continue_sent = 0;
@@ -494,22 +498,8 @@ static int build_scope(http1_t *h)
     scope->method = (casgi_bytes_t){method, strlen(method)};
     scope->scheme = conn->scheme;
     casgi_bytes_t target = {base + h->url_off, h->url_len};
-    casgi__scope_split_target(target, &scope->raw_path, &scope->query_string);
-    char *decoded = base + h->head.len;
-    /* ASGI (and Uvicorn since 0.26): path and raw_path include root_path, which a proxy that
-     * mounts the app under a prefix has stripped from the request. */
-    memcpy(decoded, server->root_path, root_len);
-    scope->path.base = decoded;
-    scope->path.len = root_len + casgi__scope_percent_decode(scope->raw_path, decoded + root_len);
-    h->head.len += scope->path.len;
-    if (root_len > 0) {
-        char *raw = base + h->head.len;
-        memcpy(raw, server->root_path, root_len);
-        memcpy(raw + root_len, scope->raw_path.base, scope->raw_path.len);
-        scope->raw_path = (casgi_bytes_t){raw, root_len + scope->raw_path.len};
-        h->head.len += scope->raw_path.len;
-    }
-    scope->root_path = (casgi_bytes_t){server->root_path, root_len};
+    h->head.len +=
+        casgi__scope_set_target(scope, target, server->root_path, root_len, base + h->head.len);
     scope->headers = (const casgi_header_t *)h->fields.base;
     scope->num_headers = h->num_fields;
     scope->client = conn->client;
@@ -519,6 +509,32 @@ static int build_scope(http1_t *h)
     h->is_head = p->method == HTTP_HEAD;
     h->keep_alive = llhttp_should_keep_alive(p) != 0;
     return 0;
+}
+
+/*
+ * RFC 7540 3.2: "Upgrade: h2c" with exactly one HTTP2-Settings, named in Connection too. The
+ * request (body included) becomes stream 1, so its body must be complete before the switch: we
+ * take the upgrade only for a body of known, small length, and serve anything else as HTTP/1.1,
+ * which the RFC allows.
+ */
+static int wants_h2c(http1_t *h)
+{
+    const casgi_scope_t *scope = &h->call.scope;
+    llhttp_t *p = &h->parser;
+    if (!h->server->cfg.http2 || h->http10 || (p->flags & F_CHUNKED) ||
+        ((p->flags & F_CONTENT_LENGTH) && p->content_length > h->server->cfg.high_water_mark))
+        return 0;
+    int upgrade = 0, settings = 0, conn_option = 0;
+    for (size_t i = 0; i < scope->num_headers; i++) {
+        casgi_bytes_t name = scope->headers[i].name, value = scope->headers[i].value;
+        if (CASGI_NAME_IS(name, "upgrade"))
+            upgrade |= casgi__headers_has_token(value, "h2c", 3);
+        else if (CASGI_NAME_IS(name, "http2-settings"))
+            settings++;
+        else if (CASGI_NAME_IS(name, "connection"))
+            conn_option |= casgi__headers_has_token(value, "http2-settings", 14);
+    }
+    return upgrade && settings == 1 && conn_option;
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -532,6 +548,11 @@ static int on_headers_complete(llhttp_t *p)
         /* no body; llhttp_execute() returns HPE_PAUSED_UPGRADE right after the head */
         h->ws_upgrade = 1;
         return 2;
+    }
+    if (p->upgrade && wants_h2c(h)) {
+        /* the body (small, by wants_h2c) is collected; the upgrade pause follows the message */
+        h->h2c_upgrade = 1;
+        return 0;
     }
     h->dispatch = 1;
     /* The app is called from run(), outside the parser. A request without a body runs on to
@@ -550,6 +571,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
         h->error_status = 413;
         return -1;
     }
+    if (h->h2c_upgrade) /* stream 1's body, bounded by wants_h2c() */
+        return scratch_reserve(h, &h->body, len) || casgi__buf_append(&h->body, at, len) ? -1 : 0;
     /* Nobody will read it once the app is gone or the response is out: drop it. */
     if (!h->call_live || h->call.disconnected || h->call.response == CASGI__RESPONSE_COMPLETE)
         return 0;
@@ -562,7 +585,7 @@ static int on_message_complete(llhttp_t *p)
 {
     http1_t *h = p->data;
     h->in_request = 0;
-    if (h->ws_upgrade)
+    if (h->ws_upgrade || h->h2c_upgrade)
         return 0; /* the upgrade pause follows */
     h->message_complete = 1;
     /* One request at a time: pipelined bytes wait in rbuf until this call is over. */
@@ -918,6 +941,73 @@ static void upgrade_to_websocket(http1_t *h)
     h->refs--;
 }
 
+/* base64url without padding (RFC 7540 3.2.1), as HTTP2-Settings carries it. -1 when invalid. */
+static ssize_t decode_base64url(casgi_bytes_t in, uint8_t *out, size_t cap)
+{
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < in.len; i++) {
+        char c = in.base[i];
+        int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+                : c >= 'a' && c <= 'z' ? c - 'a' + 26
+                : c >= '0' && c <= '9' ? c - '0' + 52
+                : c == '-' || c == '+' ? 62
+                : c == '_' || c == '/' ? 63
+                : c == '='             ? -2
+                                       : -1;
+        if (v == -2)
+            break;
+        if (v < 0)
+            return -1;
+        acc = acc << 6 | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (n == cap)
+                return -1;
+            out[n++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (ssize_t)n;
+}
+
+/*
+ * Answers 101 and hands the connection to http2.c, the request becoming stream 1 (RFC 7540 3.2).
+ * Settings that do not decode mean the upgrade is ignored and the request served as HTTP/1.1.
+ */
+static void upgrade_to_http2(http1_t *h)
+{
+    casgi__conn_t *conn = h->conn;
+    const casgi_scope_t *scope = &h->call.scope;
+    uint8_t settings[6 * 16];
+    ssize_t n = -1;
+    for (size_t i = 0; i < scope->num_headers; i++)
+        if (CASGI_NAME_IS(scope->headers[i].name, "http2-settings"))
+            n = decode_base64url(scope->headers[i].value, settings, sizeof(settings));
+    if (n < 0 || n % 6 != 0) {
+        CASGI_LOG(&h->server->log, CASGI_LOG_INFO,
+                  "Ignoring Upgrade: h2c with an invalid HTTP2-Settings header");
+        h->h2c_upgrade = 0;
+        h->dispatch = 1;
+        h->message_complete = 1;
+        llhttp_resume_after_upgrade(&h->parser);
+        return;
+    }
+    casgi__conn_read_stop(conn);
+    if (OUT_LIT(h, "HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"))
+        return;
+    casgi_bytes_t body = {casgi__buf_data(&h->body), casgi__buf_size(&h->body)};
+    if (casgi__http2_upgrade(conn, scope, settings, (size_t)n, body) != 0) {
+        CASGI_LOG(&h->server->log, CASGI_LOG_ERROR, "cannot switch to HTTP/2; closing");
+        casgi__conn_close(conn);
+        return;
+    }
+    h->conn = NULL;
+    CASGI_ASSERT(h->refs > 1);
+    h->refs--;
+}
+
 static const char *parse_error_reason(http1_t *h, llhttp_errno_t err)
 {
     if (h->error_why)
@@ -953,6 +1043,11 @@ static int parse(http1_t *h)
         if (h->ws_upgrade) {
             casgi__buf_consume(&conn->rbuf, consumed);
             upgrade_to_websocket(h);
+            return 1;
+        }
+        if (h->h2c_upgrade) {
+            casgi__buf_consume(&conn->rbuf, consumed);
+            upgrade_to_http2(h);
             return 1;
         }
         /* An upgrade we do not speak (h2c for now): the request is served as plain HTTP. */

@@ -6,6 +6,7 @@
 
 #include "conn.h"
 #include "http1.h"
+#include "http2.h"
 #include "listener.h"
 
 void casgi__server_handle_closed(casgi_server_t *server);
@@ -30,6 +31,53 @@ void casgi__listener_close(casgi__listener_t *l)
     uv_close(&l->io.handle, on_closed);
 }
 
+/*
+ * A new connection's first bytes decide its protocol: the HTTP/2 preface (prior knowledge, RFC
+ * 9113 3.3) or anything else, which is HTTP/1.x. Until they arrive the connection sits under this
+ * table, which only waits.
+ */
+static void sniff_on_read(casgi__conn_t *conn)
+{
+    size_t n = casgi__buf_size(&conn->rbuf);
+    size_t cmp = n < CASGI_HTTP2_PREFACE_LEN ? n : CASGI_HTTP2_PREFACE_LEN;
+    int err;
+    if (memcmp(casgi__buf_data(&conn->rbuf), CASGI_HTTP2_PREFACE, cmp) != 0) {
+        err = casgi__http1_attach(conn);
+        if (err == 0)
+            conn->proto->on_read(conn);
+    } else if (n >= CASGI_HTTP2_PREFACE_LEN) {
+        err = casgi__http2_attach(conn);
+    } else {
+        return; /* a prefix of the preface so far */
+    }
+    if (err)
+        casgi__conn_close(conn);
+}
+
+static void sniff_close(casgi__conn_t *conn)
+{
+    casgi__conn_close(conn);
+}
+static void sniff_on_read_error(casgi__conn_t *conn, int status)
+{
+    (void)conn;
+    (void)status;
+}
+static void sniff_nothing(casgi__conn_t *conn)
+{
+    (void)conn;
+}
+
+static const casgi__proto_t sniff = {
+    .name = "sniff",
+    .on_read = sniff_on_read,
+    .on_read_error = sniff_on_read_error,
+    .on_drain = sniff_nothing,
+    .on_timeout = sniff_close,
+    .on_shutdown = sniff_close,
+    .on_close = sniff_nothing,
+};
+
 static void accept_one(casgi__listener_t *l)
 {
     casgi_server_t *server = l->server;
@@ -45,9 +93,14 @@ static void accept_one(casgi__listener_t *l)
         return;
     }
     casgi__conn_accepted(conn, l->is_pipe ? l->path : NULL);
-    /* Only HTTP/1 so far; HTTP/2 prior knowledge will be sniffed here. */
-    if (casgi__http1_attach(conn) != 0)
-        casgi__conn_close(conn);
+    if (!server->cfg.http2) {
+        if (casgi__http1_attach(conn) != 0)
+            casgi__conn_close(conn);
+        return;
+    }
+    casgi__conn_set_proto(conn, &sniff, NULL);
+    casgi__conn_set_deadline(conn, server->cfg.timeout_keep_alive);
+    casgi__conn_read_start(conn);
 }
 
 static void on_connection(uv_stream_t *stream, int status)

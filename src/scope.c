@@ -74,3 +74,22 @@ size_t casgi__scope_percent_decode(casgi_bytes_t src, char *dst)
     }
     return o;
 }
+
+size_t casgi__scope_set_target(casgi_scope_t *scope, casgi_bytes_t target, const char *root,
+                               size_t root_len, char *space)
+{
+    casgi__scope_split_target(target, &scope->raw_path, &scope->query_string);
+    char *p = space;
+    memcpy(p, root, root_len);
+    scope->path.base = p;
+    scope->path.len = root_len + casgi__scope_percent_decode(scope->raw_path, p + root_len);
+    p += scope->path.len;
+    if (root_len > 0) {
+        memcpy(p, root, root_len);
+        memcpy(p + root_len, scope->raw_path.base, scope->raw_path.len);
+        scope->raw_path = (casgi_bytes_t){p, root_len + scope->raw_path.len};
+        p += scope->raw_path.len;
+    }
+    scope->root_path = (casgi_bytes_t){root, root_len};
+    return (size_t)(p - space);
+}

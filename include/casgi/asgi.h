@@ -58,6 +58,13 @@ enum {
     /* ASGI "websocket.http.response": before accepting, the app may answer the handshake with
      * any HTTP response (websocket.http.response.start / .body) instead of a plain 403. */
     CASGI_EXT_WEBSOCKET_HTTP_RESPONSE = 1u << 1,
+    /* ASGI "http.response.early_hint": before http.response.start the app may send
+     * http.response.early_hint with Link values; they go out as a 103 Early Hints response. */
+    CASGI_EXT_HTTP_RESPONSE_EARLY_HINT = 1u << 2,
+    /* ASGI "http.response.push": over HTTP/2, when the client allows server push, the app may send
+     * http.response.push (path + headers) before its response completes; the server sends a
+     * PUSH_PROMISE and runs the pushed request as a new http call, as if the client had sent it. */
+    CASGI_EXT_HTTP_RESPONSE_PUSH = 1u << 3,
 };
 
 /*
@@ -70,7 +77,7 @@ typedef struct casgi_scope_s {
     const char *spec_version; /* "2.5" (http), "2.0" (lifespan) */
 
     /* http and websocket scopes only; zero/NULL in a lifespan scope */
-    const char *http_version;   /* "1.0", "1.1" (and "2" later) */
+    const char *http_version;   /* "1.0", "1.1" or "2" */
     casgi_bytes_t method;       /* upper-case, e.g. "GET" */
     const char *scheme;         /* "http" or "ws" ("https", "wss" with TLS later) */
     casgi_bytes_t path;         /* root_path + the percent-decoded request path (Uvicorn >= 0.26) */
@@ -117,6 +124,9 @@ typedef enum {
     CASGI_EVENT_WEBSOCKET_CLOSE,               /* .close; before accept: a 403 */
     CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_START, /* .start, before accept (denial response) */
     CASGI_EVENT_WEBSOCKET_HTTP_RESPONSE_BODY,  /* .body */
+    /* send, http, extensions (see CASGI_EXT_*) */
+    CASGI_EVENT_HTTP_RESPONSE_EARLY_HINT, /* .early_hint, before http.response.start */
+    CASGI_EVENT_HTTP_RESPONSE_PUSH,       /* .push, after start and before the body completes */
 } casgi_event_type_t;
 
 /*
@@ -154,6 +164,18 @@ typedef struct casgi_event_s {
             size_t num_headers;
             int more_trailers;
         } trailers;
+        /* http.response.early_hint (send): each value becomes one "link" header of the 103 */
+        struct {
+            const casgi_bytes_t *links;
+            size_t num_links;
+        } early_hint;
+        /* http.response.push (send): a GET of `path` (absolute path, may carry a query) with
+         * the request headers the pushed request should have (no pseudo-headers) */
+        struct {
+            casgi_bytes_t path;
+            const casgi_header_t *headers;
+            size_t num_headers;
+        } push;
         /* lifespan.startup.failed, lifespan.shutdown.failed (send) */
         struct {
             casgi_bytes_t message;

@@ -72,6 +72,16 @@ typedef struct casgi_config_s {
     int ws_deflate_mem_level;    /* zlib memLevel, 1..9; default 8 */
     size_t ws_deflate_threshold; /* messages shorter than this go out uncompressed; default 64 */
 
+    /* HTTP/2 (cleartext h2c: prior knowledge on every TCP and Unix listener, and Upgrade: h2c) */
+    int http2;                          /* 1: serve HTTP/2; 0: HTTP/1.1 only; default 1 */
+    unsigned h2_max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS; default 100 */
+    /* Request body a stream may have in flight (its receive window), replenished as the app
+     * receives; bounds what a slow app buffers per stream. Default 65535 (RFC 9113's initial). */
+    uint32_t h2_stream_window;
+    /* Streams the client may reset per 10 s before the connection gets GOAWAY ENHANCE_YOUR_CALM
+     * (the rapid-reset attack, CVE-2023-44487); default 200. */
+    unsigned h2_max_resets;
+
     /* response headers */
     int server_header;             /* "server: casgi"; default 1 */
     int date_header;               /* "date: <IMF-fixdate>", cached per second; default 1 */

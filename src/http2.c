@@ -1,0 +1,1421 @@
+/*
+ * HTTP/2 (RFC 9113) with nghttp2: one nghttp2 session per connection, one ASGI call per request
+ * stream. nghttp2 owns the framing, HPACK, stream states and the RFC's validation; this file owns
+ * what nghttp2 leaves to the application: turning streams into calls and back, flow control that
+ * follows the app (a stream's window is given back only as the app receives), the limits an
+ * attacker leans on, and the graceful GOAWAY sequence.
+ *
+ * As in http1.c, the app is never called from inside nghttp2: callbacks record what happened and
+ * queue the stream's task; the task talks to the app; the connection's task lets nghttp2 write
+ * (nghttp2_session_send into the connection's output, one write per loop turn).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <nghttp2/nghttp2.h>
+
+#include "call.h"
+#include "headers.h"
+#include "http2.h"
+#include "scope.h"
+#include "websocket.h"
+
+/* How long the window for counting client resets is (the rapid-reset defence). */
+#define RESET_WINDOW_MS 10000
+
+typedef struct h2_s h2_t;
+
+typedef struct field_s {
+    size_t name_off, name_len;
+    size_t value_off, value_len;
+} field_t;
+_Static_assert(sizeof(field_t) == sizeof(casgi_header_t), "field_t doubles as casgi_header_t");
+
+typedef struct span_s {
+    size_t off, len;
+    int set;
+} span_t;
+
+typedef struct stream_s {
+    casgi_call_t call;
+    h2_t *h2;
+    int32_t id;
+    int refs; /* nghttp2's (until the stream closes), the app's (while it holds the call) */
+    casgi__task_t task;
+    casgi__list_t node; /* h2->streams */
+
+    /* request head: strings in `head`, field_t records in `fields` (casgi_header_t at dispatch) */
+    casgi__buf_t head;
+    casgi__buf_t fields;
+    size_t num_fields;
+    size_t head_size;
+    span_t method, path, scheme, authority, protocol;
+    int has_host;
+    int error_status; /* the request is refused with this status instead of reaching the app */
+    uint64_t request_start;
+
+    /* request body: received, not yet given to the app */
+    casgi__buf_t body;
+    size_t unacked; /* bytes given to the app, not yet returned to the client's window */
+    uint64_t body_received;
+
+    /* response: bytes the data source has not taken yet, and trailers for the end */
+    casgi__buf_t out;
+    casgi__buf_t trailers; /* packed: uint32 name_len, uint32 value_len, name, value */
+    uint64_t content_length;
+    uint64_t body_sent;
+
+    unsigned open : 1;         /* nghttp2 has not closed the stream */
+    unsigned headers_done : 1; /* the request head is complete */
+    unsigned dispatch : 1;     /* the head is complete, the app not yet called */
+    unsigned call_live : 1;    /* the app holds the call */
+    unsigned end_stream : 1;   /* the client finished the request body */
+    unsigned final_delivered : 1;
+    unsigned submitted : 1; /* response HEADERS submitted */
+    unsigned no_body : 1;   /* HEAD, 204, 304: DATA is dropped */
+    unsigned has_length : 1;
+    unsigned out_eof : 1;      /* the body is complete (trailers may still be due) */
+    unsigned trailers_due : 1; /* the app announced trailers */
+    unsigned trailers_ready : 1;
+    unsigned deferred : 1; /* the data source said NGHTTP2_ERR_DEFERRED */
+    unsigned pushed : 1;   /* a pushed request: the server made it up */
+    unsigned logged : 1;
+} stream_t;
+
+struct h2_s {
+    casgi__conn_t *conn; /* NULL once the connection closed */
+    casgi_server_t *server;
+    nghttp2_session *session;
+    casgi__task_t task; /* lets nghttp2 write */
+    int refs;           /* the connection's, one per stream object, one inside run() */
+    casgi__list_t streams;
+    casgi__buf_t nv; /* scratch for header arrays handed to nghttp2 (it copies them) */
+    uint64_t reset_window_start;
+    unsigned resets;
+    unsigned shutting_down : 1;
+    unsigned final_goaway : 1;
+    unsigned calm_logged : 1;
+    unsigned upgrade_pending : 1; /* h2c upgrade: stream 1 is set up once the session exists */
+};
+
+static const casgi__call_ops_t call_ops;
+static const casgi__proto_t proto;
+static void run(h2_t *h2);
+static void stream_unref(stream_t *s);
+
+/* ---- lifetime ---------------------------------------------------------------------------- */
+
+static void h2_unref(h2_t *h2)
+{
+    if (--h2->refs > 0)
+        return;
+    casgi__server_cancel(h2->server, &h2->task);
+    if (h2->session)
+        nghttp2_session_del(h2->session);
+    casgi__buf_free(&h2->nv);
+    free(h2);
+}
+
+static void wake_conn(h2_t *h2)
+{
+    if (h2->conn != NULL)
+        casgi__server_defer(h2->server, &h2->task);
+}
+
+static void wake_stream(stream_t *s)
+{
+    casgi__server_defer(s->call.server, &s->task);
+}
+
+static void stream_release_buffers(stream_t *s)
+{
+    casgi__pool_t *pool = &s->call.server->pool;
+    casgi__buf_t *bufs[] = {&s->head, &s->fields, &s->body, &s->out, &s->trailers};
+    for (size_t i = 0; i < ARRAY_SIZE(bufs); i++) {
+        casgi__buf_clear(bufs[i]);
+        casgi__buf_release(pool, bufs[i]);
+    }
+}
+
+static void stream_unref(stream_t *s)
+{
+    if (--s->refs > 0)
+        return;
+    casgi_server_t *server = s->call.server;
+    casgi__server_cancel(server, &s->task);
+    casgi__list_remove(&s->node);
+    stream_release_buffers(s);
+    h2_t *h2 = s->h2;
+    free(s);
+    h2_unref(h2);
+}
+
+static void on_stream_task(casgi__task_t *task);
+
+static stream_t *stream_new(h2_t *h2, int32_t id)
+{
+    stream_t *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return NULL;
+    s->h2 = h2;
+    s->id = id;
+    s->refs = 1; /* nghttp2's, dropped in on_stream_close */
+    s->open = 1;
+    s->task.run = on_stream_task;
+    casgi__list_init(&s->task.node);
+    casgi__list_insert_tail(&h2->streams, &s->node);
+    casgi__call_init(&s->call, &call_ops, h2->server);
+    s->request_start = h2->server->cfg.access_log ? uv_hrtime() : 0;
+    h2->refs++;
+    return s;
+}
+
+static stream_t *stream_of(h2_t *h2, int32_t id)
+{
+    return h2->session ? nghttp2_session_get_stream_user_data(h2->session, id) : NULL;
+}
+
+/* ---- request head ------------------------------------------------------------------------ */
+
+static int head_append(stream_t *s, const uint8_t *data, size_t len, size_t *off)
+{
+    if (casgi__buf_reserve_pooled(&s->call.server->pool, &s->head, len + 1))
+        return -1;
+    *off = s->head.len;
+    if (len)
+        memcpy(s->head.base + s->head.len, data, len);
+    s->head.len += len;
+    return 0;
+}
+
+static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    h2_t *h2 = user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    stream_t *s = stream_new(h2, frame->hd.stream_id);
+    if (s == NULL) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_request_header);
+    return 0;
+}
+
+static void take_pseudo(stream_t *s, span_t *span, size_t off, size_t len)
+{
+    span->off = off;
+    span->len = len;
+    span->set = 1;
+}
+
+static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    (void)session;
+    (void)flags;
+    h2_t *h2 = user;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* trailers: ASGI has no request trailers */
+    stream_t *s = stream_of(h2, frame->hd.stream_id);
+    if (s == NULL || s->error_status)
+        return 0;
+    const casgi_config_t *cfg = &h2->server->cfg;
+    /* RFC 9113 6.5.2: each field counts its name, value and 32 bytes */
+    s->head_size += namelen + valuelen + 32;
+    if (s->head_size > cfg->max_request_head) {
+        s->error_status = 431;
+        return 0;
+    }
+    size_t off;
+    if (name[0] == ':') {
+        if (head_append(s, value, valuelen, &off))
+            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+        span_t *span = NULL;
+        switch (namelen) {
+        case 5: span = memcmp(name, ":path", 5) == 0 ? &s->path : NULL; break;
+        case 7:
+            span = memcmp(name, ":method", 7) == 0   ? &s->method
+                   : memcmp(name, ":scheme", 7) == 0 ? &s->scheme
+                                                     : NULL;
+            break;
+        case 9: span = memcmp(name, ":protocol", 9) == 0 ? &s->protocol : NULL; break;
+        case 10: span = memcmp(name, ":authority", 10) == 0 ? &s->authority : NULL; break;
+        }
+        if (span)
+            take_pseudo(s, span, off, valuelen);
+        if (span == &s->path && valuelen > cfg->max_url)
+            s->error_status = 414;
+        return 0;
+    }
+    if (casgi__buf_reserve_pooled(&h2->server->pool, &s->fields, sizeof(field_t)))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    field_t f;
+    if (head_append(s, name, namelen, &f.name_off) || head_append(s, value, valuelen, &f.value_off))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    f.name_len = namelen;
+    f.value_len = valuelen;
+    memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
+    s->fields.len += sizeof(f);
+    s->num_fields++;
+    if (namelen == 4 && memcmp(name, "host", 4) == 0)
+        s->has_host = 1;
+    uint64_t declared;
+    if (cfg->max_body_size && namelen == 14 && memcmp(name, "content-length", 14) == 0 &&
+        casgi__headers_parse_length((casgi_bytes_t){(const char *)value, valuelen}, &declared) ==
+            0 &&
+        declared > cfg->max_body_size)
+        s->error_status = 413;
+    return 0;
+}
+
+/*
+ * Builds the http scope from the head. The scope's strings point into s->head, which must not
+ * move afterwards: everything it still needs is reserved first.
+ */
+static int build_scope(stream_t *s)
+{
+    h2_t *h2 = s->h2;
+    casgi_server_t *server = h2->server;
+    casgi__conn_t *conn = h2->conn;
+    size_t root_len = strlen(server->root_path);
+    int add_host = !s->has_host && s->authority.set;
+    if (casgi__buf_reserve(&s->head, s->path.len + 2 * root_len + 8) ||
+        casgi__buf_reserve(&s->fields, add_host ? sizeof(field_t) : 0))
+        return CASGI_ENOMEM;
+    if (add_host) {
+        /* ASGI (and RFC 9113 8.3.1 for HTTP/1 consumers): :authority becomes a host header */
+        field_t f = {0, 4, s->authority.off, s->authority.len};
+        size_t off;
+        head_append(s, (const uint8_t *)"host", 4, &off); /* room reserved above */
+        f.name_off = off;
+        memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
+        s->fields.len += sizeof(f);
+        s->num_fields++;
+    }
+    char *base = s->head.base;
+    casgi_header_t *headers = (casgi_header_t *)s->fields.base;
+    for (size_t i = 0; i < s->num_fields; i++) {
+        field_t f;
+        memcpy(&f, s->fields.base + i * sizeof(f), sizeof(f));
+        headers[i].name = (casgi_bytes_t){base + f.name_off, f.name_len};
+        headers[i].value = (casgi_bytes_t){base + f.value_off, f.value_len};
+    }
+
+    casgi_scope_t *scope = &s->call.scope;
+    scope->type = CASGI_SCOPE_HTTP;
+    scope->asgi_version = "3.0";
+    scope->spec_version = "2.5";
+    scope->http_version = "2";
+    scope->method = (casgi_bytes_t){base + s->method.off, s->method.len};
+    scope->scheme = conn->scheme;
+    casgi_bytes_t target = {base + s->path.off, s->path.len};
+    s->head.len +=
+        casgi__scope_set_target(scope, target, server->root_path, root_len, base + s->head.len);
+    scope->headers = s->num_fields ? headers : NULL;
+    scope->num_headers = s->num_fields;
+    scope->client = conn->client;
+    scope->server = conn->local;
+    scope->extensions = CASGI_EXT_HTTP_RESPONSE_TRAILERS | CASGI_EXT_HTTP_RESPONSE_EARLY_HINT;
+    if (!s->pushed &&
+        nghttp2_session_get_remote_settings(h2->session, NGHTTP2_SETTINGS_ENABLE_PUSH))
+        scope->extensions |= CASGI_EXT_HTTP_RESPONSE_PUSH;
+    return 0;
+}
+
+/* ---- response ---------------------------------------------------------------------------- */
+
+/* Header names go out lower-case (RFC 9113 8.2); nghttp2 copies what it is given. */
+static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value, int lower)
+{
+    casgi__buf_t *b = &h2->nv;
+    if (casgi__buf_reserve(b, sizeof(nghttp2_nv) + name.len))
+        return CASGI_ENOMEM;
+    /* names are copied behind the array while it grows; fixed up in nv_array() */
+    nghttp2_nv nv = {(uint8_t *)(uintptr_t)name.base, (uint8_t *)(uintptr_t)value.base, name.len,
+                     value.len, NGHTTP2_NV_FLAG_NONE};
+    if (lower) {
+        for (size_t i = 0; i < name.len; i++)
+            if (name.base[i] >= 'A' && name.base[i] <= 'Z') {
+                nv.flags = 0xff; /* marks "needs a lowered copy" until nv_array() */
+                break;
+            }
+    }
+    memcpy(b->base + b->len, &nv, sizeof(nv));
+    b->len += sizeof(nv);
+    return 0;
+}
+
+/* The array built by nv_add(), with lowered copies of the names that need them. */
+static nghttp2_nv *nv_array(h2_t *h2, size_t *count, char *lowered, size_t lowered_cap)
+{
+    nghttp2_nv *nva = (nghttp2_nv *)h2->nv.base;
+    size_t n = h2->nv.len / sizeof(nghttp2_nv);
+    size_t used = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (nva[i].flags != 0xff)
+            continue;
+        nva[i].flags = NGHTTP2_NV_FLAG_NONE;
+        if (used + nva[i].namelen > lowered_cap)
+            return NULL;
+        for (size_t k = 0; k < nva[i].namelen; k++) {
+            char c = (char)nva[i].name[k];
+            lowered[used + k] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
+        }
+        nva[i].name = (uint8_t *)lowered + used;
+        used += nva[i].namelen;
+    }
+    *count = n;
+    return nva;
+}
+
+/* RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2. */
+static int connection_specific(casgi_bytes_t name)
+{
+    return CASGI_NAME_IS(name, "connection") || CASGI_NAME_IS(name, "keep-alive") ||
+           CASGI_NAME_IS(name, "proxy-connection") || CASGI_NAME_IS(name, "transfer-encoding") ||
+           CASGI_NAME_IS(name, "upgrade");
+}
+
+static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *user);
+
+/* Lower-cased header names of one response; beyond this a response is refused. */
+#define LOWERED_MAX 8192
+
+/* Submits a response HEADERS frame: :status, the app's headers, the server's. */
+static int submit_head(stream_t *s, int status, const casgi_header_t *headers, size_t n,
+                       int informational)
+{
+    h2_t *h2 = s->h2;
+    casgi_server_t *server = h2->server;
+    char status_text[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
+                           (char)('0' + status % 10), 0};
+    casgi__buf_clear(&h2->nv);
+    int has_date = 0, has_server = 0;
+    if (nv_add(h2, CASGI_BYTES(":status"), (casgi_bytes_t){status_text, 3}, 0))
+        return CASGI_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        casgi_bytes_t name = headers[i].name;
+        if (connection_specific(name))
+            continue;
+        has_date |= CASGI_NAME_IS(name, "date");
+        has_server |= CASGI_NAME_IS(name, "server");
+        if (nv_add(h2, name, headers[i].value, 1))
+            return CASGI_ENOMEM;
+    }
+    if (!informational) {
+        if (server->cfg.server_header && !has_server &&
+            nv_add(h2, CASGI_BYTES("server"), CASGI_BYTES("casgi"), 0))
+            return CASGI_ENOMEM;
+        if (server->cfg.date_header && !has_date &&
+            nv_add(h2, CASGI_BYTES("date"),
+                   (casgi_bytes_t){casgi__date_now(&server->date), CASGI_DATE_LEN}, 0))
+            return CASGI_ENOMEM;
+        for (size_t i = 0; i < server->cfg.num_headers; i++)
+            if (nv_add(h2, server->default_headers[i].name, server->default_headers[i].value, 1))
+                return CASGI_ENOMEM;
+    }
+    char lowered[LOWERED_MAX];
+    size_t count;
+    nghttp2_nv *nva = nv_array(h2, &count, lowered, sizeof(lowered));
+    if (nva == NULL)
+        return CASGI_EHEADER;
+    int rv;
+    if (informational) {
+        rv = nghttp2_submit_headers(h2->session, NGHTTP2_FLAG_NONE, s->id, NULL, nva, count, NULL);
+    } else {
+        nghttp2_data_provider provider = {.source.ptr = s, .read_callback = data_read};
+        rv = nghttp2_submit_response(h2->session, s->id, nva, count, s->no_body ? NULL : &provider);
+        s->submitted = rv == 0;
+    }
+    if (rv != 0)
+        return rv == NGHTTP2_ERR_NOMEM ? CASGI_ENOMEM : CASGI_EDISCONNECTED;
+    wake_conn(h2);
+    return 0;
+}
+
+static void access_log(stream_t *s)
+{
+    casgi_server_t *server = s->call.server;
+    if (s->logged || !server->cfg.access_log || server->log.level > CASGI_LOG_INFO)
+        return;
+    s->logged = 1;
+    const casgi_scope_t *sc = &s->call.scope;
+    double ms = (double)(uv_hrtime() - s->request_start) / 1e6;
+    char client[INET6_ADDRSTRLEN + 8] = "-";
+    if (sc->client.host)
+        snprintf(client, sizeof(client), "%s:%d", sc->client.host, sc->client.port);
+    casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s - \"%.*s %.*s HTTP/2\" %d %.3fms", client,
+                     (int)sc->method.len, sc->method.base, (int)s->path.len,
+                     s->head.base + s->path.off, s->call.status, ms);
+}
+
+/* The server's own answer to a request the app never sees. */
+static void respond_error(stream_t *s, int status, const char *why)
+{
+    casgi_server_t *server = s->call.server;
+    CASGI_LOG(&server->log, CASGI_LOG_WARNING, "Invalid HTTP/2 request received (%d): %s", status,
+              why);
+    static const char *const reasons[][2] = {
+        {"400", "Bad Request\n"},         {"405", "Method Not Allowed\n"},
+        {"414", "URI Too Long\n"},        {"431", "Request Header Fields Too Large\n"},
+        {"503", "Service Unavailable\n"}, {"500", "Internal Server Error\n"},
+    };
+    const char *body = "Error\n";
+    for (size_t i = 0; i < ARRAY_SIZE(reasons); i++)
+        if (atoi(reasons[i][0]) == status)
+            body = reasons[i][1];
+    char len[24];
+    snprintf(len, sizeof(len), "%zu", strlen(body));
+    casgi_header_t headers[] = {
+        {CASGI_BYTES("content-type"), CASGI_BYTES("text/plain; charset=utf-8")},
+        {CASGI_BYTES("content-length"), CASGI_STR(len)},
+    };
+    s->call.status = status;
+    s->no_body = 0;
+    if (casgi__buf_append(&s->out, body, strlen(body)) ||
+        submit_head(s, status, headers, ARRAY_SIZE(headers), 0) != 0) {
+        nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    s->out_eof = 1;
+    wake_conn(s->h2);
+}
+
+static int pack_trailers(stream_t *s, const casgi_header_t *headers, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint32_t lens[2] = {(uint32_t)headers[i].name.len, (uint32_t)headers[i].value.len};
+        if (connection_specific(headers[i].name))
+            continue;
+        if (casgi__buf_append(&s->trailers, lens, sizeof(lens)) ||
+            casgi__buf_append(&s->trailers, headers[i].name.base, lens[0]) ||
+            casgi__buf_append(&s->trailers, headers[i].value.base, lens[1]))
+            return CASGI_ENOMEM;
+    }
+    return 0;
+}
+
+static int submit_trailers(stream_t *s)
+{
+    h2_t *h2 = s->h2;
+    casgi__buf_clear(&h2->nv);
+    const char *p = casgi__buf_data(&s->trailers);
+    const char *end = p + casgi__buf_size(&s->trailers);
+    while (p < end) {
+        uint32_t lens[2];
+        memcpy(lens, p, sizeof(lens));
+        p += sizeof(lens);
+        casgi_bytes_t name = {p, lens[0]}, value = {p + lens[0], lens[1]};
+        p += lens[0] + lens[1];
+        if (nv_add(h2, name, value, 1))
+            return NGHTTP2_ERR_NOMEM;
+    }
+    char lowered[LOWERED_MAX];
+    size_t count;
+    nghttp2_nv *nva = nv_array(h2, &count, lowered, sizeof(lowered));
+    if (nva == NULL)
+        return NGHTTP2_ERR_NOMEM;
+    return nghttp2_submit_trailer(h2->session, s->id, nva, count);
+}
+
+/*
+ * nghttp2 asks for the next DATA payload. It defers while the app has sent nothing new, and is
+ * resumed by the next send; the app's send callback follows what this takes (the stream's window
+ * and our buffer), not the socket.
+ */
+static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *user)
+{
+    (void)session;
+    (void)id;
+    (void)user;
+    stream_t *s = source->ptr;
+    size_t avail = casgi__buf_size(&s->out);
+    size_t n = avail < length ? avail : length;
+    if (n > 0) {
+        memcpy(buf, casgi__buf_data(&s->out), n);
+        casgi__buf_consume(&s->out, n);
+        if (s->call.send_cb)
+            wake_stream(s);
+    }
+    if (n == avail && s->out_eof && (!s->trailers_due || s->trailers_ready)) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (s->trailers_due) {
+            int rv = submit_trailers(s);
+            if (rv != 0)
+                return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+        }
+        return (ssize_t)n;
+    }
+    if (n == 0) {
+        s->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    return (ssize_t)n;
+}
+
+static void resume(stream_t *s)
+{
+    if (s->deferred && s->open && s->h2->session) {
+        s->deferred = 0;
+        nghttp2_session_resume_data(s->h2->session, s->id);
+    }
+    wake_conn(s->h2);
+}
+
+static void response_complete(stream_t *s)
+{
+    s->out_eof = 1;
+    casgi__server_request_done(s->call.server);
+    access_log(s);
+    resume(s);
+}
+
+static int write_start(stream_t *s, const casgi_event_t *ev)
+{
+    const casgi_header_t *headers = ev->start.headers;
+    size_t n = ev->start.num_headers;
+    int status = ev->start.status;
+    uint64_t content_length = 0;
+    int has_length = 0;
+    for (size_t i = 0; i < n; i++)
+        if (CASGI_NAME_IS(headers[i].name, "content-length")) {
+            uint64_t len;
+            if (casgi__headers_parse_length(headers[i].value, &len) != 0 ||
+                (has_length && len != content_length))
+                return CASGI_EHEADER;
+            has_length = 1;
+            content_length = len;
+        }
+    int is_head = CASGI_NAME_IS(s->call.scope.method, "head");
+    s->no_body = is_head || status == 204 || status == 304;
+    s->has_length = has_length && !s->no_body;
+    s->content_length = content_length;
+    s->trailers_due = ev->start.trailers != 0 && !s->no_body;
+    return submit_head(s, status, headers, n, 0);
+}
+
+static int write_body(stream_t *s, const casgi_event_t *ev)
+{
+    casgi_bytes_t data = ev->body.body;
+    int last = !ev->body.more_body;
+    if (!s->no_body) {
+        if (s->has_length && (s->body_sent + data.len > s->content_length ||
+                              (last && s->body_sent + data.len < s->content_length))) {
+            CASGI_LOG(&s->call.server->log, CASGI_LOG_ERROR,
+                      "Response content %s than Content-Length (%llu bytes); aborting",
+                      s->body_sent + data.len > s->content_length ? "longer" : "shorter",
+                      (unsigned long long)s->content_length);
+            nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id,
+                                      NGHTTP2_INTERNAL_ERROR);
+            wake_conn(s->h2);
+            return CASGI_ELENGTH;
+        }
+        if (casgi__buf_reserve_pooled(&s->call.server->pool, &s->out, data.len) ||
+            casgi__buf_append(&s->out, data.base, data.len))
+            return CASGI_ENOMEM;
+        s->body_sent += data.len;
+    }
+    if (last) {
+        if (s->trailers_due) {
+            s->out_eof = 1;
+            resume(s);
+        } else {
+            response_complete(s);
+        }
+    } else if (data.len) {
+        resume(s);
+    }
+    return 0;
+}
+
+static int write_trailers(stream_t *s, const casgi_event_t *ev)
+{
+    if (s->trailers_due && pack_trailers(s, ev->trailers.headers, ev->trailers.num_headers))
+        return CASGI_ENOMEM;
+    if (!ev->trailers.more_trailers) {
+        s->trailers_ready = 1;
+        response_complete(s);
+    }
+    return 0;
+}
+
+static int write_early_hint(stream_t *s, const casgi_event_t *ev)
+{
+    size_t n = ev->early_hint.num_links;
+    if (n == 0)
+        return 0;
+    casgi_header_t links[32];
+    if (n > ARRAY_SIZE(links))
+        n = ARRAY_SIZE(links);
+    for (size_t i = 0; i < n; i++)
+        links[i] = (casgi_header_t){CASGI_BYTES("link"), ev->early_hint.links[i]};
+    return submit_head(s, 103, links, n, 1);
+}
+
+static int start_pushed(stream_t *parent, const casgi_event_t *ev);
+
+/* ---- call operations --------------------------------------------------------------------- */
+
+static int call_send(casgi_call_t *call, const casgi_event_t *ev)
+{
+    stream_t *s = container_of(call, stream_t, call);
+    if (!s->open || s->h2->conn == NULL) {
+        call->disconnected = 1;
+        return CASGI_EDISCONNECTED;
+    }
+    switch (ev->type) {
+    case CASGI_EVENT_HTTP_RESPONSE_START: return write_start(s, ev);
+    case CASGI_EVENT_HTTP_RESPONSE_BODY: return write_body(s, ev);
+    case CASGI_EVENT_HTTP_RESPONSE_TRAILERS: return write_trailers(s, ev);
+    case CASGI_EVENT_HTTP_RESPONSE_EARLY_HINT: return write_early_hint(s, ev);
+    case CASGI_EVENT_HTTP_RESPONSE_PUSH: return start_pushed(s, ev);
+    default: return CASGI_EEVENT;
+    }
+}
+
+static void call_wake(casgi_call_t *call)
+{
+    wake_stream(container_of(call, stream_t, call));
+}
+
+static void call_abort(casgi_call_t *call)
+{
+    stream_t *s = container_of(call, stream_t, call);
+    if (s->open && s->h2->session) {
+        nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
+        wake_conn(s->h2);
+    }
+}
+
+/* Gives the client back the window of bytes the app has taken. */
+static void give_window(stream_t *s)
+{
+    if (s->unacked && s->open && s->h2->session) {
+        nghttp2_session_consume_stream(s->h2->session, s->id, s->unacked);
+        wake_conn(s->h2);
+    }
+    s->unacked = 0;
+}
+
+static void call_end(casgi_call_t *call, int error)
+{
+    (void)error;
+    stream_t *s = container_of(call, stream_t, call);
+    casgi_server_t *server = call->server;
+    s->call_live = 0;
+    /* Nobody reads the rest of the body: let it flow (and be dropped) rather than stall. */
+    s->unacked += casgi__buf_size(&s->body);
+    casgi__buf_clear(&s->body);
+    give_window(s);
+    if (s->open && s->h2->session && !s->submitted) {
+        /* The app ended without a response it could still send (a disconnect raced it). */
+        nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        wake_conn(s->h2);
+    }
+    stream_unref(s);
+    casgi__server_call_ended(server);
+}
+
+static const casgi__call_ops_t call_ops = {
+    .send = call_send,
+    .wake = call_wake,
+    .abort = call_abort,
+    .end = call_end,
+};
+
+/* ---- streams ----------------------------------------------------------------------------- */
+
+static int deliver(stream_t *s)
+{
+    casgi_call_t *call = &s->call;
+    if (call->disconnected || !s->open || s->h2->conn == NULL ||
+        call->response == CASGI__RESPONSE_COMPLETE) {
+        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_DISCONNECT};
+        call->disconnected = 1;
+        casgi__call_deliver(call, &ev);
+        return 1;
+    }
+    if (!s->final_delivered && (casgi__buf_size(&s->body) > 0 || s->end_stream)) {
+        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_REQUEST};
+        size_t n = casgi__buf_size(&s->body);
+        ev.request.body = (casgi_bytes_t){casgi__buf_data(&s->body), n};
+        ev.request.more_body = !s->end_stream;
+        s->final_delivered = s->end_stream;
+        casgi__call_deliver(call, &ev);
+        casgi__buf_clear(&s->body);
+        s->unacked += n;
+        give_window(s);
+        return 1;
+    }
+    return 0;
+}
+
+static void dispatch(stream_t *s)
+{
+    h2_t *h2 = s->h2;
+    s->dispatch = 0;
+    if (s->error_status) {
+        respond_error(s, s->error_status,
+                      s->error_status == 431   ? "request head too large"
+                      : s->error_status == 413 ? "request body too large"
+                                               : "request target too long");
+        return;
+    }
+    if (!s->method.set || (!s->path.set && !s->protocol.set)) {
+        respond_error(s, 405, "CONNECT is not supported");
+        return;
+    }
+    if (s->protocol.set) {
+        respond_error(s, 400, "extended CONNECT for an unsupported protocol");
+        return;
+    }
+    if (build_scope(s) != 0) {
+        respond_error(s, 500, "out of memory");
+        return;
+    }
+    if (casgi__server_over_limit(h2->server)) {
+        respond_error(s, 503, "concurrency limit");
+        return;
+    }
+    s->call_live = 1;
+    s->refs++;
+    casgi__server_call_started(h2->server);
+    casgi__call_start(&s->call);
+}
+
+static void on_stream_task(casgi__task_t *task)
+{
+    stream_t *s = container_of(task, stream_t, task);
+    s->refs++;
+    for (;;) {
+        if (s->dispatch && s->h2->conn != NULL) {
+            dispatch(s);
+            continue;
+        }
+        if (s->call_live && s->call.recv_cb && deliver(s))
+            continue;
+        if (s->call_live && s->call.send_cb &&
+            (!s->open || s->h2->conn == NULL ||
+             casgi__buf_size(&s->out) < s->call.server->cfg.high_water_mark)) {
+            casgi__call_send_done(&s->call, s->open && s->h2->conn ? 0 : CASGI_EDISCONNECTED);
+            continue;
+        }
+        break;
+    }
+    wake_conn(s->h2);
+    stream_unref(s);
+}
+
+/* ---- server push ------------------------------------------------------------------------- */
+
+static int start_pushed(stream_t *parent, const casgi_event_t *ev)
+{
+    h2_t *h2 = parent->h2;
+    if (!nghttp2_session_get_remote_settings(h2->session, NGHTTP2_SETTINGS_ENABLE_PUSH) ||
+        h2->shutting_down)
+        return 0; /* the client turned push off since: a push is a hint, dropping it is fine */
+    const casgi_scope_t *ps = &parent->call.scope;
+    casgi_bytes_t authority = {NULL, 0};
+    if (parent->authority.set)
+        authority =
+            (casgi_bytes_t){parent->head.base + parent->authority.off, parent->authority.len};
+    for (size_t i = 0; authority.len == 0 && i < ps->num_headers; i++)
+        if (CASGI_NAME_IS(ps->headers[i].name, "host"))
+            authority = ps->headers[i].value;
+    casgi__buf_clear(&h2->nv);
+    if (nv_add(h2, CASGI_BYTES(":method"), CASGI_BYTES("GET"), 0) ||
+        nv_add(h2, CASGI_BYTES(":scheme"), CASGI_STR(ps->scheme), 0) ||
+        nv_add(h2, CASGI_BYTES(":path"), ev->push.path, 0) ||
+        (authority.len && nv_add(h2, CASGI_BYTES(":authority"), authority, 0)))
+        return CASGI_ENOMEM;
+    for (size_t i = 0; i < ev->push.num_headers; i++)
+        if (!connection_specific(ev->push.headers[i].name) &&
+            nv_add(h2, ev->push.headers[i].name, ev->push.headers[i].value, 1))
+            return CASGI_ENOMEM;
+    char lowered[LOWERED_MAX];
+    size_t count;
+    nghttp2_nv *nva = nv_array(h2, &count, lowered, sizeof(lowered));
+    if (nva == NULL)
+        return CASGI_EHEADER;
+    stream_t *s = stream_new(h2, 0);
+    if (s == NULL)
+        return CASGI_ENOMEM;
+    s->pushed = 1;
+    s->end_stream = 1;
+    /* The promised request is also the pushed stream's scope: same fields, same order. */
+    for (size_t i = 0; i < count; i++) {
+        size_t off;
+        if (nva[i].name[0] == ':') {
+            if (head_append(s, nva[i].value, nva[i].valuelen, &off))
+                goto nomem;
+            span_t *span = nva[i].namelen == 5                            ? &s->path
+                           : nva[i].namelen == 7 && nva[i].name[1] == 'm' ? &s->method
+                           : nva[i].namelen == 7                          ? &s->scheme
+                                                                          : &s->authority;
+            take_pseudo(s, span, off, nva[i].valuelen);
+            continue;
+        }
+        field_t f = {0, nva[i].namelen, 0, nva[i].valuelen};
+        if (casgi__buf_reserve(&s->fields, sizeof(f)) ||
+            head_append(s, nva[i].name, nva[i].namelen, &f.name_off) ||
+            head_append(s, nva[i].value, nva[i].valuelen, &f.value_off))
+            goto nomem;
+        memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
+        s->fields.len += sizeof(f);
+        s->num_fields++;
+        s->has_host |= nva[i].namelen == 4 && memcmp(nva[i].name, "host", 4) == 0;
+    }
+    int32_t id =
+        nghttp2_submit_push_promise(h2->session, NGHTTP2_FLAG_NONE, parent->id, nva, count, s);
+    if (id < 0) {
+        stream_unref(s);
+        return id == NGHTTP2_ERR_NOMEM ? CASGI_ENOMEM : 0;
+    }
+    /* the app runs once the PUSH_PROMISE is out (on_frame_send): before, the stream is unknown */
+    s->id = id;
+    s->headers_done = 1;
+    wake_conn(h2);
+    return 0;
+nomem:
+    stream_unref(s);
+    return CASGI_ENOMEM;
+}
+
+/* ---- nghttp2 callbacks ------------------------------------------------------------------- */
+
+static ssize_t send_callback(nghttp2_session *session, const uint8_t *data, size_t length,
+                             int flags, void *user)
+{
+    (void)session;
+    (void)flags;
+    h2_t *h2 = user;
+    casgi__conn_t *conn = h2->conn;
+    if (conn == NULL || conn->closing)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    /* Past the high-water mark the client is not reading: nghttp2 keeps the rest queued. */
+    if (casgi__conn_buffered(conn) >= h2->server->cfg.high_water_mark)
+        return NGHTTP2_ERR_WOULDBLOCK;
+    if (casgi__conn_write(conn, data, length) != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return (ssize_t)length;
+}
+
+static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+    (void)flags;
+    h2_t *h2 = user;
+    /* The connection's window is returned at once; a stream's only as its app receives, so a
+     * slow app holds back its own stream and no other. */
+    nghttp2_session_consume_connection(session, len);
+    stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+    int wanted = s != NULL && !s->error_status &&
+                 (s->dispatch || (s->call_live && !s->call.disconnected &&
+                                  s->call.response != CASGI__RESPONSE_COMPLETE));
+    if (!wanted) {
+        nghttp2_session_consume_stream(session, id, len);
+        return 0;
+    }
+    s->body_received += len;
+    uint64_t max = h2->server->cfg.max_body_size;
+    if (max && s->body_received > max) {
+        nghttp2_session_consume_stream(session, id, len);
+        casgi__buf_clear(&s->body);
+        if (s->dispatch) {
+            s->error_status = 413;
+        } else if (s->call.response == CASGI__RESPONSE_NONE) {
+            s->call.disconnected = 1; /* the app's sends fail from now on; ours goes out */
+            respond_error(s, 413, "request body too large");
+            wake_stream(s);
+        } else {
+            s->call.disconnected = 1;
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+            wake_stream(s);
+        }
+        return 0;
+    }
+    if (casgi__buf_reserve_pooled(&h2->server->pool, &s->body, len) ||
+        casgi__buf_append(&s->body, data, len))
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (s->call.recv_cb)
+        wake_stream(s);
+    return 0;
+}
+
+static void count_reset(h2_t *h2)
+{
+    uint64_t now = uv_now(h2->server->loop);
+    if (now - h2->reset_window_start > RESET_WINDOW_MS) {
+        h2->reset_window_start = now;
+        h2->resets = 0;
+    }
+    if (++h2->resets > h2->server->cfg.h2_max_resets && !h2->calm_logged) {
+        h2->calm_logged = 1;
+        CASGI_LOG(&h2->server->log, CASGI_LOG_WARNING,
+                  "HTTP/2 client reset more than %u streams in %d s (rapid reset): GOAWAY "
+                  "ENHANCE_YOUR_CALM",
+                  h2->server->cfg.h2_max_resets, RESET_WINDOW_MS / 1000);
+        nghttp2_session_terminate_session(h2->session, NGHTTP2_ENHANCE_YOUR_CALM);
+    }
+}
+
+static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    h2_t *h2 = user;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS: {
+        stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (s == NULL)
+            return 0;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->headers_done) {
+            s->headers_done = 1;
+            s->dispatch = 1;
+            casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_keep_alive);
+            wake_stream(s);
+        }
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            s->end_stream = 1;
+            wake_stream(s);
+        }
+        return 0;
+    }
+    case NGHTTP2_DATA:
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+            stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+            if (s != NULL) {
+                s->end_stream = 1;
+                wake_stream(s);
+            }
+        }
+        return 0;
+    case NGHTTP2_RST_STREAM: count_reset(h2); return 0;
+    default: return 0;
+    }
+}
+
+/* A pushed stream exists once its PUSH_PROMISE is out: only then may its app answer. */
+static int on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *user)
+{
+    (void)user;
+    if (frame->hd.type != NGHTTP2_PUSH_PROMISE)
+        return 0;
+    stream_t *s =
+        nghttp2_session_get_stream_user_data(session, frame->push_promise.promised_stream_id);
+    if (s != NULL && !s->call_live) {
+        s->dispatch = 1;
+        wake_stream(s);
+    }
+    return 0;
+}
+
+static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *frame, int error,
+                             void *user)
+{
+    (void)session;
+    (void)error;
+    (void)user;
+    if (frame->hd.type != NGHTTP2_PUSH_PROMISE)
+        return 0;
+    /* the promise never went out, so nghttp2 never opened (and will never close) the stream */
+    stream_t *s =
+        frame->push_promise.promised_stream_id
+            ? nghttp2_session_get_stream_user_data(session, frame->push_promise.promised_stream_id)
+            : NULL;
+    if (s != NULL) {
+        s->open = 0;
+        stream_unref(s);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user)
+{
+    (void)error_code;
+    (void)user;
+    stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+    if (s == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(session, id, NULL);
+    s->open = 0;
+    if (s->call_live) {
+        if (s->call.response != CASGI__RESPONSE_COMPLETE)
+            s->call.disconnected = 1;
+        wake_stream(s);
+    }
+    s->dispatch = 0;
+    stream_unref(s);
+    return 0;
+}
+
+static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int error,
+                            void *user)
+{
+    (void)session;
+    h2_t *h2 = user;
+    CASGI_LOG(&h2->server->log, CASGI_LOG_INFO, "HTTP/2 invalid frame (type %d, stream %d): %s",
+              frame->hd.type, frame->hd.stream_id, nghttp2_strerror(error));
+    return 0;
+}
+
+static int on_error(nghttp2_session *session, int code, const char *msg, size_t len, void *user)
+{
+    (void)session;
+    h2_t *h2 = user;
+    CASGI_LOG(&h2->server->log, CASGI_LOG_INFO, "HTTP/2 protocol error (%s): %.*s",
+              nghttp2_strerror(code), (int)len, msg);
+    return 0;
+}
+
+/* ---- the engine -------------------------------------------------------------------------- */
+
+static void update_reading(h2_t *h2)
+{
+    casgi__conn_t *conn = h2->conn;
+    if (conn == NULL || conn->closing || conn->lingering || h2->session == NULL)
+        return;
+    size_t hwm = h2->server->cfg.high_water_mark;
+    if (nghttp2_session_want_read(h2->session) && casgi__conn_buffered(conn) < hwm)
+        casgi__conn_read_start(conn);
+    else
+        casgi__conn_read_stop(conn);
+}
+
+/* The connection is done when nghttp2 wants neither to read nor to write. */
+static void finish_if_done(h2_t *h2)
+{
+    casgi__conn_t *conn = h2->conn;
+    if (conn == NULL || conn->closing || conn->close_after_flush)
+        return;
+    if (!nghttp2_session_want_read(h2->session) && !nghttp2_session_want_write(h2->session))
+        casgi__conn_close_after_flush(conn);
+}
+
+/* A graceful shutdown's second GOAWAY, once the last accepted stream is done (RFC 9113 6.8). */
+static void maybe_final_goaway(h2_t *h2)
+{
+    if (!h2->shutting_down || h2->final_goaway || h2->session == NULL)
+        return;
+    casgi__list_t *n;
+    for (n = h2->streams.next; n != &h2->streams; n = n->next) {
+        stream_t *s = container_of(n, stream_t, node);
+        if (s->open)
+            return;
+    }
+    h2->final_goaway = 1;
+    /* GOAWAY with the last stream we processed; nghttp2 closes once it is sent */
+    nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
+}
+
+static void run(h2_t *h2)
+{
+    casgi__conn_t *conn = h2->conn;
+    if (conn == NULL || conn->closing || h2->session == NULL)
+        return;
+    h2->refs++;
+    casgi__buf_t *rbuf = &conn->rbuf;
+    if (casgi__buf_size(rbuf) > 0 && !conn->lingering && !conn->close_after_flush) {
+        ssize_t n = nghttp2_session_mem_recv(h2->session, (const uint8_t *)casgi__buf_data(rbuf),
+                                             casgi__buf_size(rbuf));
+        if (n < 0) {
+            if (n == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+                CASGI_LOG(&h2->server->log, CASGI_LOG_WARNING,
+                          "Invalid HTTP/2 connection preface; closing");
+            else if (n != NGHTTP2_ERR_CALLBACK_FAILURE)
+                CASGI_LOG(&h2->server->log, CASGI_LOG_INFO, "HTTP/2 connection error: %s",
+                          nghttp2_strerror((int)n));
+            casgi__buf_clear(rbuf);
+            /* whatever nghttp2 queued (a GOAWAY) still goes out */
+            nghttp2_session_send(h2->session);
+            if (h2->conn)
+                casgi__conn_close_after_flush(h2->conn);
+            goto out;
+        }
+        casgi__buf_consume(rbuf, (size_t)n);
+    }
+    maybe_final_goaway(h2);
+    if (h2->conn && nghttp2_session_want_write(h2->session)) {
+        int rv = nghttp2_session_send(h2->session);
+        if (rv != 0 && h2->conn) {
+            casgi__conn_close(h2->conn);
+            goto out;
+        }
+        if (h2->conn)
+            casgi__conn_flush_later(h2->conn);
+    }
+    finish_if_done(h2);
+    update_reading(h2);
+out:
+    h2_unref(h2);
+}
+
+static void on_conn_task(casgi__task_t *task)
+{
+    run(container_of(task, h2_t, task));
+}
+
+/* ---- connection events ------------------------------------------------------------------- */
+
+static void on_read(casgi__conn_t *conn)
+{
+    run(conn->proto_data);
+}
+
+static void on_drain(casgi__conn_t *conn)
+{
+    h2_t *h2 = conn->proto_data;
+    run(h2);
+}
+
+static void on_read_error(casgi__conn_t *conn, int status)
+{
+    h2_t *h2 = conn->proto_data;
+    if (status != UV_EOF)
+        CASGI_LOG(&h2->server->log, CASGI_LOG_DEBUG, "HTTP/2 connection lost: %s",
+                  casgi_strerror(status));
+}
+
+static int any_open_stream(h2_t *h2)
+{
+    for (casgi__list_t *n = h2->streams.next; n != &h2->streams; n = n->next)
+        if (container_of(n, stream_t, node)->open)
+            return 1;
+    return 0;
+}
+
+static void on_timeout(casgi__conn_t *conn)
+{
+    h2_t *h2 = conn->proto_data;
+    for (casgi__list_t *n = h2->streams.next; n != &h2->streams; n = n->next) {
+        stream_t *s = container_of(n, stream_t, node);
+        if (s->open && !s->headers_done) {
+            CASGI_LOG(&h2->server->log, CASGI_LOG_WARNING,
+                      "Request header timeout: closing an HTTP/2 connection whose request head "
+                      "did not complete in time.");
+            nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
+            run(h2);
+            if (h2->conn && !h2->conn->closing)
+                casgi__conn_close_after_flush(h2->conn);
+            return;
+        }
+    }
+    if (any_open_stream(h2)) {
+        /* streams in progress: idle is measured between requests only */
+        casgi__conn_set_deadline(conn, h2->server->cfg.timeout_keep_alive);
+        return;
+    }
+    nghttp2_session_terminate_session(h2->session, NGHTTP2_NO_ERROR);
+    run(h2);
+    if (h2->conn && !h2->conn->closing)
+        casgi__conn_close_after_flush(h2->conn);
+}
+
+static void on_shutdown(casgi__conn_t *conn)
+{
+    h2_t *h2 = conn->proto_data;
+    if (h2->shutting_down)
+        return;
+    h2->shutting_down = 1;
+    /* RFC 9113 6.8: first a GOAWAY with the last stream id we may still accept, then, when the
+     * accepted streams are done, the final one. */
+    nghttp2_submit_shutdown_notice(h2->session);
+    wake_conn(h2);
+}
+
+static void on_close(casgi__conn_t *conn)
+{
+    h2_t *h2 = conn->proto_data;
+    h2->conn = NULL;
+    /* Every stream loses its client; the apps see http.disconnect. */
+    casgi__list_t *n = h2->streams.next;
+    while (n != &h2->streams) {
+        stream_t *s = container_of(n, stream_t, node);
+        n = n->next;
+        if (!s->open)
+            continue;
+        s->open = 0;
+        s->dispatch = 0;
+        if (s->call_live) {
+            s->call.disconnected = 1;
+            wake_stream(s);
+        }
+        stream_unref(s); /* nghttp2's reference: the session goes below */
+    }
+    nghttp2_session_del(h2->session);
+    h2->session = NULL;
+    h2_unref(h2);
+}
+
+static const casgi__proto_t proto = {
+    .name = "h2c",
+    .on_read = on_read,
+    .on_read_error = on_read_error,
+    .on_drain = on_drain,
+    .on_timeout = on_timeout,
+    .on_shutdown = on_shutdown,
+    .on_close = on_close,
+};
+
+/* ---- setup ------------------------------------------------------------------------------- */
+
+static int session_new(h2_t *h2)
+{
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        return CASGI_ENOMEM;
+    nghttp2_session_callbacks_set_send_callback(cbs, send_callback);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
+    nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
+    if (nghttp2_option_new(&opt) != 0) {
+        nghttp2_session_callbacks_del(cbs);
+        return CASGI_ENOMEM;
+    }
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* nghttp2 rejects the 9th CONTINUATION by default (CVE-2024-28182); SETTINGS and PING floods
+     * hit its outbound-ack limit (1000) and end with GOAWAY ENHANCE_YOUR_CALM. */
+    int rv = nghttp2_session_server_new2(&h2->session, cbs, h2, opt);
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    return rv == 0 ? 0 : CASGI_ENOMEM;
+}
+
+static int submit_settings(h2_t *h2)
+{
+    const casgi_config_t *cfg = &h2->server->cfg;
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->h2_max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2_stream_window},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_request_head},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, cfg->ws ? 1u : 0u},
+    };
+    if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, settings, ARRAY_SIZE(settings)))
+        return CASGI_ENOMEM;
+    /* The connection window covers every stream's: one stalled stream cannot starve the rest. */
+    uint64_t conn_window = (uint64_t)cfg->h2_stream_window * cfg->h2_max_concurrent_streams;
+    if (conn_window > 0x7fffffff)
+        conn_window = 0x7fffffff;
+    if (conn_window > 65535)
+        nghttp2_session_set_local_window_size(h2->session, NGHTTP2_FLAG_NONE, 0,
+                                              (int32_t)conn_window);
+    return 0;
+}
+
+static h2_t *h2_new(casgi__conn_t *conn)
+{
+    h2_t *h2 = calloc(1, sizeof(*h2));
+    if (h2 == NULL)
+        return NULL;
+    h2->conn = conn;
+    h2->server = conn->server;
+    h2->refs = 1; /* the connection's */
+    h2->task.run = on_conn_task;
+    casgi__list_init(&h2->task.node);
+    casgi__list_init(&h2->streams);
+    h2->reset_window_start = uv_now(conn->server->loop);
+    if (session_new(h2) != 0 || submit_settings(h2) != 0) {
+        if (h2->session)
+            nghttp2_session_del(h2->session);
+        free(h2);
+        return NULL;
+    }
+    return h2;
+}
+
+static void attach(casgi__conn_t *conn, h2_t *h2)
+{
+    casgi__conn_set_proto(conn, &proto, h2);
+    casgi__conn_set_deadline(conn, conn->server->cfg.timeout_keep_alive);
+    if (casgi__server_stopping(conn->server))
+        on_shutdown(conn);
+    casgi__conn_read_start(conn);
+    run(h2);
+}
+
+int casgi__http2_attach(casgi__conn_t *conn)
+{
+    h2_t *h2 = h2_new(conn);
+    if (h2 == NULL) {
+        CASGI_LOG(&conn->server->log, CASGI_LOG_ERROR, "out of memory for an HTTP/2 session");
+        return CASGI_ENOMEM;
+    }
+    attach(conn, h2);
+    return 0;
+}
+
+int casgi__http2_upgrade(casgi__conn_t *conn, const casgi_scope_t *scope, const uint8_t *settings,
+                         size_t settings_len, casgi_bytes_t body)
+{
+    h2_t *h2 = h2_new(conn);
+    if (h2 == NULL)
+        return CASGI_ENOMEM;
+    stream_t *s = stream_new(h2, 1);
+    if (s == NULL) {
+        h2_unref(h2);
+        return CASGI_ENOMEM;
+    }
+    int is_head = CASGI_NAME_IS(scope->method, "head");
+    if (nghttp2_session_upgrade2(h2->session, settings, settings_len, is_head, s) != 0) {
+        stream_unref(s);
+        h2_unref(h2);
+        return CASGI_EHEADER;
+    }
+    /* stream 1 is the HTTP/1.1 request: its head and body, already complete */
+    size_t off;
+    int err = head_append(s, (const uint8_t *)scope->method.base, scope->method.len, &off);
+    take_pseudo(s, &s->method, off, scope->method.len);
+    /* the request target as sent: raw path (without root_path) and query */
+    size_t root_len = scope->root_path.len;
+    casgi_bytes_t raw = {scope->raw_path.base + root_len, scope->raw_path.len - root_len};
+    err |= head_append(s, (const uint8_t *)raw.base, raw.len, &off);
+    size_t path_len = raw.len;
+    if (scope->query_string.len) {
+        size_t qoff;
+        err |= head_append(s, (const uint8_t *)"?", 1, &qoff);
+        err |= head_append(s, (const uint8_t *)scope->query_string.base, scope->query_string.len,
+                           &qoff);
+        path_len += 1 + scope->query_string.len;
+    }
+    take_pseudo(s, &s->path, off, path_len);
+    for (size_t i = 0; i < scope->num_headers && !err; i++) {
+        casgi_bytes_t name = scope->headers[i].name;
+        if (connection_specific(name) || CASGI_NAME_IS(name, "http2-settings"))
+            continue;
+        field_t f = {0, name.len, 0, scope->headers[i].value.len};
+        err |= casgi__buf_reserve(&s->fields, sizeof(f));
+        err |= head_append(s, (const uint8_t *)name.base, name.len, &f.name_off);
+        err |= head_append(s, (const uint8_t *)scope->headers[i].value.base, f.value_len,
+                           &f.value_off);
+        if (err)
+            break;
+        memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
+        s->fields.len += sizeof(f);
+        s->num_fields++;
+        s->has_host |= CASGI_NAME_IS(name, "host");
+    }
+    err |= casgi__buf_append(&s->body, body.base, body.len);
+    if (err) {
+        stream_unref(s);
+        h2_unref(h2);
+        return CASGI_ENOMEM;
+    }
+    s->headers_done = 1;
+    s->end_stream = 1;
+    s->dispatch = 1;
+    wake_stream(s);
+    attach(conn, h2);
+    return 0;
+}
