@@ -504,7 +504,9 @@ static int build_scope(http1_t *h)
     scope->num_headers = h->num_fields;
     scope->client = conn->client;
     scope->server = conn->local;
-    scope->extensions = CASGI_EXT_HTTP_RESPONSE_TRAILERS;
+    /* 1xx responses are HTTP/1.1's: a 1.0 client would take a 103 for the final answer */
+    scope->extensions = CASGI_EXT_HTTP_RESPONSE_TRAILERS |
+                        (h->http10 ? 0u : (unsigned)CASGI_EXT_HTTP_RESPONSE_EARLY_HINT);
 
     h->is_head = p->method == HTTP_HEAD;
     h->keep_alive = llhttp_should_keep_alive(p) != 0;
@@ -798,6 +800,21 @@ static int write_trailers(http1_t *h, const casgi_event_t *ev)
     return 0;
 }
 
+/* A 103 Early Hints response (RFC 8297) before the final one: one link line per value. */
+static int write_early_hint(http1_t *h, const casgi_event_t *ev)
+{
+    if (ev->early_hint.num_links == 0)
+        return 0;
+    if (OUT_LIT(h, "HTTP/1.1 103 Early Hints\r\n"))
+        return CASGI_ENOMEM;
+    for (size_t i = 0; i < ev->early_hint.num_links; i++) {
+        casgi_bytes_t link = ev->early_hint.links[i];
+        if (OUT_LIT(h, "link: ") || out(h, link.base, link.len) || OUT_LIT(h, "\r\n"))
+            return CASGI_ENOMEM;
+    }
+    return OUT_LIT(h, "\r\n") ? CASGI_ENOMEM : 0;
+}
+
 /* ---- call operations -------------------------------------------------------------------- */
 
 static int call_send(casgi_call_t *call, const casgi_event_t *ev)
@@ -818,6 +835,7 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
     }
     case CASGI_EVENT_HTTP_RESPONSE_BODY: err = write_body(h, ev); break;
     case CASGI_EVENT_HTTP_RESPONSE_TRAILERS: err = write_trailers(h, ev); break;
+    case CASGI_EVENT_HTTP_RESPONSE_EARLY_HINT: err = write_early_hint(h, ev); break;
     default: return CASGI_EEVENT;
     }
     if (h->conn != NULL)

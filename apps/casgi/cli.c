@@ -51,6 +51,11 @@ enum {
     OPT_WS_DEFLATE_WINDOW_BITS,
     OPT_WS_DEFLATE_MEM_LEVEL,
     OPT_WS_DEFLATE_THRESHOLD,
+    OPT_HTTP2,
+    OPT_NO_HTTP2,
+    OPT_H2_MAX_CONCURRENT_STREAMS,
+    OPT_H2_STREAM_WINDOW,
+    OPT_H2_MAX_RESETS,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -91,6 +96,11 @@ static const struct option long_options[] = {
     {"ws-deflate-window-bits", required_argument, NULL, OPT_WS_DEFLATE_WINDOW_BITS},
     {"ws-deflate-mem-level", required_argument, NULL, OPT_WS_DEFLATE_MEM_LEVEL},
     {"ws-deflate-threshold", required_argument, NULL, OPT_WS_DEFLATE_THRESHOLD},
+    {"http2", no_argument, NULL, OPT_HTTP2},
+    {"no-http2", no_argument, NULL, OPT_NO_HTTP2},
+    {"h2-max-concurrent-streams", required_argument, NULL, OPT_H2_MAX_CONCURRENT_STREAMS},
+    {"h2-stream-window", required_argument, NULL, OPT_H2_STREAM_WINDOW},
+    {"h2-max-resets", required_argument, NULL, OPT_H2_MAX_RESETS},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -154,6 +164,15 @@ static const char usage_text[] =
     "                                   [casgi only; default: 8]\n"
     "  --ws-deflate-threshold BYTES     Send shorter messages uncompressed.\n"
     "                                   [casgi only; default: 64]\n"
+    "  --http2 / --no-http2             Serve HTTP/2 cleartext (h2c): prior knowledge on every\n"
+    "                                   listener and Upgrade: h2c. [casgi only; default: on]\n"
+    "  --h2-max-concurrent-streams INTEGER\n"
+    "                                   SETTINGS_MAX_CONCURRENT_STREAMS. [casgi only; default: "
+    "100]\n"
+    "  --h2-stream-window BYTES         Request body in flight per stream (its flow-control\n"
+    "                                   window). [casgi only; default: 65535]\n"
+    "  --h2-max-resets INTEGER          Client stream resets per 10 s before GOAWAY\n"
+    "                                   ENHANCE_YOUR_CALM. [casgi only; default: 200]\n"
     "  --version                        Show the version and exit.\n"
     "  --help                           Show this message and exit.\n"
     "\n"
@@ -303,9 +322,7 @@ static int apply(cli_options_t *opts, int opt, const char *arg)
     int rc = 0;
 
     switch (opt) {
-    case OPT_HOST:
-        opts->host = arg;
-        break;
+    case OPT_HOST: opts->host = arg; break;
     case OPT_PORT:
         if ((rc = parse_uint("--port", arg, 0, 65535, &v)) == 0)
             opts->port = (int)v;
@@ -319,21 +336,15 @@ static int apply(cli_options_t *opts, int opt, const char *arg)
         if ((rc = parse_uint("--fd", arg, 0, INT_MAX, &v)) == 0)
             opts->fd = (int)v;
         break;
-    case OPT_ROOT_PATH:
-        cfg->root_path = arg;
-        break;
-    case OPT_LIFESPAN:
-        rc = parse_lifespan(arg, &cfg->lifespan);
-        break;
+    case OPT_ROOT_PATH: cfg->root_path = arg; break;
+    case OPT_LIFESPAN: rc = parse_lifespan(arg, &cfg->lifespan); break;
     case OPT_LOG_LEVEL:
         if (casgi_log_level_parse(arg, &cfg->log_level) != 0)
             rc = usage_error("--log-level", arg,
                              "is not one of trace, debug, info, warning, error, critical");
         break;
     case OPT_ACCESS_LOG:
-    case OPT_NO_ACCESS_LOG:
-        cfg->access_log = opt == OPT_ACCESS_LOG;
-        break;
+    case OPT_NO_ACCESS_LOG: cfg->access_log = opt == OPT_ACCESS_LOG; break;
     /*
      * Uvicorn's 0 means "do not wait". casgi rejects a zero keep-alive and reads a zero graceful
      * shutdown as "wait forever", so 1 ms is the nearest faithful translation of both.
@@ -357,17 +368,11 @@ static int apply(cli_options_t *opts, int opt, const char *arg)
         if ((rc = parse_uint("--backlog", arg, 1, INT_MAX, &v)) == 0)
             cfg->backlog = (int)v;
         break;
-    case OPT_HEADER:
-        rc = add_header(opts, arg);
-        break;
+    case OPT_HEADER: rc = add_header(opts, arg); break;
     case OPT_SERVER_HEADER:
-    case OPT_NO_SERVER_HEADER:
-        cfg->server_header = opt == OPT_SERVER_HEADER;
-        break;
+    case OPT_NO_SERVER_HEADER: cfg->server_header = opt == OPT_SERVER_HEADER; break;
     case OPT_DATE_HEADER:
-    case OPT_NO_DATE_HEADER:
-        cfg->date_header = opt == OPT_DATE_HEADER;
-        break;
+    case OPT_NO_DATE_HEADER: cfg->date_header = opt == OPT_DATE_HEADER; break;
     case OPT_MAX_BODY_SIZE:
         rc = parse_uint("--max-body-size", arg, 0, UINT64_MAX, &cfg->max_body_size);
         break;
@@ -383,9 +388,7 @@ static int apply(cli_options_t *opts, int opt, const char *arg)
             cfg->max_url = (size_t)v;
         opts->max_url_set = 1;
         break;
-    case OPT_WS:
-        rc = parse_ws(arg, &cfg->ws);
-        break;
+    case OPT_WS: rc = parse_ws(arg, &cfg->ws); break;
     case OPT_WS_MAX_SIZE:
         rc = parse_uint("--ws-max-size", arg, 1, UINT64_MAX, &cfg->ws_max_size);
         break;
@@ -413,9 +416,7 @@ static int apply(cli_options_t *opts, int opt, const char *arg)
         else
             rc = usage_error("--ws-per-message-deflate", arg, "is not a boolean (true or false)");
         break;
-    case OPT_NO_WS_PER_MESSAGE_DEFLATE:
-        cfg->ws_per_message_deflate = 0;
-        break;
+    case OPT_NO_WS_PER_MESSAGE_DEFLATE: cfg->ws_per_message_deflate = 0; break;
     case OPT_WS_DEFLATE_WINDOW_BITS:
         if ((rc = parse_uint("--ws-deflate-window-bits", arg, 9, 15, &v)) == 0)
             cfg->ws_deflate_window_bits = (int)v;
@@ -428,12 +429,22 @@ static int apply(cli_options_t *opts, int opt, const char *arg)
         if ((rc = parse_uint("--ws-deflate-threshold", arg, 0, SIZE_MAX, &v)) == 0)
             cfg->ws_deflate_threshold = (size_t)v;
         break;
-    case OPT_HELP:
-        fputs(usage_text, stdout);
-        return CLI_EXIT_OK;
-    case OPT_VERSION:
-        printf("casgi %s\n", casgi_version_string());
-        return CLI_EXIT_OK;
+    case OPT_HTTP2: cfg->http2 = 1; break;
+    case OPT_NO_HTTP2: cfg->http2 = 0; break;
+    case OPT_H2_MAX_CONCURRENT_STREAMS:
+        if ((rc = parse_uint("--h2-max-concurrent-streams", arg, 1, UINT32_MAX, &v)) == 0)
+            cfg->h2_max_concurrent_streams = (unsigned)v;
+        break;
+    case OPT_H2_STREAM_WINDOW:
+        if ((rc = parse_uint("--h2-stream-window", arg, 1, 0x7fffffff, &v)) == 0)
+            cfg->h2_stream_window = (uint32_t)v;
+        break;
+    case OPT_H2_MAX_RESETS:
+        if ((rc = parse_uint("--h2-max-resets", arg, 0, UINT32_MAX, &v)) == 0)
+            cfg->h2_max_resets = (unsigned)v;
+        break;
+    case OPT_HELP: fputs(usage_text, stdout); return CLI_EXIT_OK;
+    case OPT_VERSION: printf("casgi %s\n", casgi_version_string()); return CLI_EXIT_OK;
     default:
         rc = CLI_EXIT_USAGE; /* unreachable: getopt only returns what the table holds */
         break;
