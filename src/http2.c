@@ -95,7 +95,8 @@ struct h2_s {
     unsigned shutting_down : 1;
     unsigned final_goaway : 1;
     unsigned calm_logged : 1;
-    unsigned upgrade_pending : 1; /* h2c upgrade: stream 1 is set up once the session exists */
+    unsigned settings_sent : 1;
+    unsigned num_open; /* request streams nghttp2 holds open */
 };
 
 static const casgi__call_ops_t call_ops;
@@ -193,6 +194,12 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     h2_t *h2 = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    if (h2->num_open >= h2->server->cfg.h2_max_concurrent_streams) {
+        /* RFC 9113 5.1.2: a stream error, so the client may retry it (see advertise_limit) */
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     stream_t *s = stream_new(h2, frame->hd.stream_id);
     if (s == NULL) {
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
@@ -200,6 +207,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    h2->num_open++;
     casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_request_header);
     return 0;
 }
@@ -890,6 +898,31 @@ nomem:
 
 /* ---- nghttp2 callbacks ------------------------------------------------------------------- */
 
+/*
+ * nghttp2 1.52 treats a HEADERS beyond the acknowledged SETTINGS_MAX_CONCURRENT_STREAMS as a
+ * connection error, tearing down every stream of the connection; RFC 9113 5.1.2 asks for a stream
+ * error. So nghttp2 is given twice the limit (see submit_settings), on_begin_headers refuses the
+ * streams between the two with REFUSED_STREAM, and the client is told the real limit: this
+ * rewrites that one value in our first SETTINGS frame on its way out.
+ */
+static void advertise_limit(h2_t *h2, uint8_t *frame, size_t length)
+{
+    h2->settings_sent = 1;
+    if (length < 9 || frame[3] != NGHTTP2_SETTINGS || frame[4] != 0)
+        return;
+    size_t payload = (size_t)frame[0] << 16 | (size_t)frame[1] << 8 | frame[2];
+    if (payload > length - 9)
+        return;
+    uint32_t limit = h2->server->cfg.h2_max_concurrent_streams;
+    for (uint8_t *e = frame + 9; e + 6 <= frame + 9 + payload; e += 6)
+        if (e[0] == 0 && e[1] == NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS) {
+            e[2] = (uint8_t)(limit >> 24);
+            e[3] = (uint8_t)(limit >> 16);
+            e[4] = (uint8_t)(limit >> 8);
+            e[5] = (uint8_t)limit;
+        }
+}
+
 static ssize_t send_callback(nghttp2_session *session, const uint8_t *data, size_t length,
                              int flags, void *user)
 {
@@ -902,8 +935,11 @@ static ssize_t send_callback(nghttp2_session *session, const uint8_t *data, size
     /* Past the high-water mark the client is not reading: nghttp2 keeps the rest queued. */
     if (casgi__conn_buffered(conn) >= h2->server->cfg.high_water_mark)
         return NGHTTP2_ERR_WOULDBLOCK;
+    size_t at = conn->wbuf.len;
     if (casgi__conn_write(conn, data, length) != 0)
         return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (!h2->settings_sent)
+        advertise_limit(h2, (uint8_t *)conn->wbuf.base + at, length);
     return (ssize_t)length;
 }
 
@@ -1038,12 +1074,14 @@ static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *fram
 static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user)
 {
     (void)error_code;
-    (void)user;
+    h2_t *h2 = user;
     stream_t *s = nghttp2_session_get_stream_user_data(session, id);
     if (s == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(session, id, NULL);
     s->open = 0;
+    if (!s->pushed)
+        h2->num_open--;
     if (s->call_live) {
         if (s->call.response != CASGI__RESPONSE_COMPLETE)
             s->call.disconnected = 1;
@@ -1296,8 +1334,11 @@ static int session_new(h2_t *h2)
 static int submit_settings(h2_t *h2)
 {
     const casgi_config_t *cfg = &h2->server->cfg;
+    uint32_t nghttp2_limit = cfg->h2_max_concurrent_streams > 0x3fffffff
+                                 ? 0x7fffffff
+                                 : 2 * cfg->h2_max_concurrent_streams; /* see advertise_limit */
     nghttp2_settings_entry settings[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->h2_max_concurrent_streams},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, nghttp2_limit},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2_stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_request_head},
         {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, cfg->ws ? 1u : 0u},
