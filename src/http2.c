@@ -147,7 +147,7 @@ static void stream_unref(stream_t *s)
     casgi__list_remove(&s->node);
     stream_release_buffers(s);
     h2_t *h2 = s->h2;
-    free(s);
+    casgi__pool_give(&server->h2_streams, s);
     h2_unref(h2);
 }
 
@@ -155,9 +155,10 @@ static void on_stream_task(casgi__task_t *task);
 
 static stream_t *stream_new(h2_t *h2, int32_t id)
 {
-    stream_t *s = calloc(1, sizeof(*s));
+    stream_t *s = casgi__pool_take(&h2->server->h2_streams, sizeof(*s));
     if (s == NULL)
         return NULL;
+    memset(s, 0, sizeof(*s));
     s->h2 = h2;
     s->id = id;
     s->refs = 1; /* nghttp2's, dropped in on_stream_close */
@@ -180,7 +181,8 @@ static stream_t *stream_of(h2_t *h2, int32_t id)
 
 static int head_append(stream_t *s, const uint8_t *data, size_t len, size_t *off)
 {
-    if (casgi__buf_reserve_pooled(&s->call.server->pool, &s->head, len + 1))
+    *off = s->head.len;
+    if (casgi__buf_reserve(&s->head, len + 1))
         return -1;
     *off = s->head.len;
     if (len)
@@ -259,7 +261,7 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
             s->error_status = 414;
         return 0;
     }
-    if (casgi__buf_reserve_pooled(&h2->server->pool, &s->fields, sizeof(field_t)))
+    if (casgi__buf_reserve(&s->fields, sizeof(field_t)))
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     field_t f;
     if (head_append(s, name, namelen, &f.name_off) || head_append(s, value, valuelen, &f.value_off))
@@ -625,8 +627,7 @@ static int write_body(stream_t *s, const casgi_event_t *ev)
             wake_conn(s->h2);
             return CASGI_ELENGTH;
         }
-        if (casgi__buf_reserve_pooled(&s->call.server->pool, &s->out, data.len) ||
-            casgi__buf_append(&s->out, data.base, data.len))
+        if (casgi__buf_append(&s->out, data.base, data.len))
             return CASGI_ENOMEM;
         s->body_sent += data.len;
     }
@@ -977,8 +978,7 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
         }
         return 0;
     }
-    if (casgi__buf_reserve_pooled(&h2->server->pool, &s->body, len) ||
-        casgi__buf_append(&s->body, data, len))
+    if (casgi__buf_append(&s->body, data, len))
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (s->call.recv_cb)
         wake_stream(s);
@@ -1323,6 +1323,9 @@ static int session_new(h2_t *h2)
         return CASGI_ENOMEM;
     }
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* No RFC 7540 priority tree (RFC 9113 deprecated it; SETTINGS_NO_RFC7540_PRIORITIES below),
+     * so closed streams need not be kept for it either: less work and memory per stream. */
+    nghttp2_option_set_no_closed_streams(opt, 1);
     /* nghttp2 rejects the 9th CONTINUATION by default (CVE-2024-28182); SETTINGS and PING floods
      * hit its outbound-ack limit (1000) and end with GOAWAY ENHANCE_YOUR_CALM. */
     int rv = nghttp2_session_server_new2(&h2->session, cbs, h2, opt);
@@ -1342,6 +1345,7 @@ static int submit_settings(h2_t *h2)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2_stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_request_head},
         {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, cfg->ws ? 1u : 0u},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, settings, ARRAY_SIZE(settings)))
         return CASGI_ENOMEM;
