@@ -80,6 +80,15 @@ typedef struct stream_s {
     unsigned deferred : 1; /* the data source said NGHTTP2_ERR_DEFERRED */
     unsigned pushed : 1;   /* a pushed request: the server made it up */
     unsigned logged : 1;
+
+    /* RFC 8441: a WebSocket rides this stream; its bytes are the DATA both ways */
+    casgi__websocket_t *ws;
+    struct ws_timer_s *ws_timer;
+    size_t ws_unacked;        /* input received, not yet returned to the client's window */
+    unsigned ws_finished : 1; /* websocket.c called finish(): END_STREAM after the output */
+    unsigned ws_eof : 1;      /* the client's END_STREAM was reported */
+    unsigned ws_input : 1;    /* input grew since the stream task last ran */
+    unsigned ws_drained : 1;  /* output shrank since the stream task last ran */
 } stream_t;
 
 struct h2_s {
@@ -138,6 +147,8 @@ static void stream_release_buffers(stream_t *s)
     }
 }
 
+static void ws_timer_release(stream_t *s);
+
 static void stream_unref(stream_t *s)
 {
     if (--s->refs > 0)
@@ -146,6 +157,7 @@ static void stream_unref(stream_t *s)
     casgi__server_cancel(server, &s->task);
     casgi__list_remove(&s->node);
     stream_release_buffers(s);
+    ws_timer_release(s);
     h2_t *h2 = s->h2;
     casgi__pool_give(&server->h2_streams, s);
     h2_unref(h2);
@@ -396,10 +408,17 @@ static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, siz
 /* Lower-cased header names of one response; beyond this a response is refused. */
 #define LOWERED_MAX 8192
 
-/* Submits a response HEADERS frame: :status, the app's headers, the server's. */
+typedef enum {
+    HEAD_FINAL,         /* the response: :status, the app's fields, the server's defaults */
+    HEAD_INFORMATIONAL, /* a 1xx: :status and the fields given */
+    HEAD_AS_GIVEN,      /* the response, its fields complete already (websocket.c's) */
+} head_kind_t;
+
+/* Submits a response HEADERS frame. */
 static int submit_head(stream_t *s, int status, const casgi_header_t *headers, size_t n,
-                       int informational)
+                       head_kind_t kind)
 {
+    int informational = kind == HEAD_INFORMATIONAL;
     h2_t *h2 = s->h2;
     casgi_server_t *server = h2->server;
     char status_text[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
@@ -417,7 +436,7 @@ static int submit_head(stream_t *s, int status, const casgi_header_t *headers, s
         if (nv_add(h2, name, headers[i].value, 1))
             return CASGI_ENOMEM;
     }
-    if (!informational) {
+    if (kind == HEAD_FINAL) {
         if (server->cfg.server_header && !has_server &&
             nv_add(h2, CASGI_BYTES("server"), CASGI_BYTES("casgi"), 0))
             return CASGI_ENOMEM;
@@ -488,7 +507,7 @@ static void respond_error(stream_t *s, int status, const char *why)
     s->call.status = status;
     s->no_body = 0;
     if (casgi__buf_append(&s->out, body, strlen(body)) ||
-        submit_head(s, status, headers, ARRAY_SIZE(headers), 0) != 0) {
+        submit_head(s, status, headers, ARRAY_SIZE(headers), HEAD_FINAL) != 0) {
         nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return;
     }
@@ -552,6 +571,10 @@ static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, siz
         casgi__buf_consume(&s->out, n);
         if (s->call.send_cb)
             wake_stream(s);
+        if (s->ws) {
+            s->ws_drained = 1;
+            wake_stream(s);
+        }
     }
     if (n == avail && s->out_eof && (!s->trailers_due || s->trailers_ready)) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -608,7 +631,7 @@ static int write_start(stream_t *s, const casgi_event_t *ev)
     s->has_length = has_length && !s->no_body;
     s->content_length = content_length;
     s->trailers_due = ev->start.trailers != 0 && !s->no_body;
-    return submit_head(s, status, headers, n, 0);
+    return submit_head(s, status, headers, n, HEAD_FINAL);
 }
 
 static int write_body(stream_t *s, const casgi_event_t *ev)
@@ -665,7 +688,7 @@ static int write_early_hint(stream_t *s, const casgi_event_t *ev)
         n = ARRAY_SIZE(links);
     for (size_t i = 0; i < n; i++)
         links[i] = (casgi_header_t){CASGI_BYTES("link"), ev->early_hint.links[i]};
-    return submit_head(s, 103, links, n, 1);
+    return submit_head(s, 103, links, n, HEAD_INFORMATIONAL);
 }
 
 static int start_pushed(stream_t *parent, const casgi_event_t *ev);
@@ -766,6 +789,8 @@ static int deliver(stream_t *s)
     return 0;
 }
 
+static void open_websocket(stream_t *s);
+
 static void dispatch(stream_t *s)
 {
     h2_t *h2 = s->h2;
@@ -782,7 +807,7 @@ static void dispatch(stream_t *s)
         return;
     }
     if (s->protocol.set) {
-        respond_error(s, 400, "extended CONNECT for an unsupported protocol");
+        open_websocket(s);
         return;
     }
     if (build_scope(s) != 0) {
@@ -799,10 +824,14 @@ static void dispatch(stream_t *s)
     casgi__call_start(&s->call);
 }
 
+static void ws_events(stream_t *s);
+
 static void on_stream_task(casgi__task_t *task)
 {
     stream_t *s = container_of(task, stream_t, task);
     s->refs++;
+    if (s->ws != NULL)
+        ws_events(s);
     for (;;) {
         if (s->dispatch && s->h2->conn != NULL) {
             dispatch(s);
@@ -897,6 +926,200 @@ nomem:
     return CASGI_ENOMEM;
 }
 
+/* ---- WebSocket over HTTP/2 (RFC 8441) ---------------------------------------------------- */
+
+/* A stream's WebSocket deadline. Its own allocation: libuv frees handles asynchronously. */
+typedef struct ws_timer_s {
+    uv_timer_t timer;
+    stream_t *stream; /* NULL once the stream is gone */
+} ws_timer_t;
+
+static void ws_timer_closed(uv_handle_t *handle)
+{
+    free(handle->data);
+}
+
+static void ws_timer_release(stream_t *s)
+{
+    if (s->ws_timer == NULL)
+        return;
+    s->ws_timer->stream = NULL;
+    uv_close((uv_handle_t *)&s->ws_timer->timer, ws_timer_closed);
+    s->ws_timer = NULL;
+}
+
+static void ws_timer_fired(uv_timer_t *timer)
+{
+    ws_timer_t *t = timer->data;
+    if (t->stream != NULL && t->stream->ws != NULL)
+        casgi__websocket_on_timeout(t->stream->ws);
+}
+
+static int ws_respond(void *t, int status, const casgi_header_t *headers, size_t n)
+{
+    stream_t *s = t;
+    if (!s->open || s->h2->session == NULL)
+        return CASGI_EDISCONNECTED;
+    s->no_body = 0;
+    return submit_head(s, status, headers, n, HEAD_AS_GIVEN);
+}
+
+static int ws_write(void *t, const void *data, size_t len)
+{
+    stream_t *s = t;
+    if (!s->open || s->h2->session == NULL)
+        return CASGI_EDISCONNECTED;
+    if (casgi__buf_append(&s->out, data, len))
+        return CASGI_ENOMEM;
+    resume(s);
+    return 0;
+}
+
+static size_t ws_buffered(void *t)
+{
+    return casgi__buf_size(&((stream_t *)t)->out);
+}
+
+static void ws_flush_later(void *t)
+{
+    wake_conn(((stream_t *)t)->h2);
+}
+
+static casgi__buf_t *ws_input(void *t)
+{
+    return &((stream_t *)t)->body;
+}
+
+/* What websocket.c consumed goes back to the client's window; a stopped reader gets none. */
+static void ws_read_start(void *t)
+{
+    stream_t *s = t;
+    size_t consumed = s->ws_unacked - casgi__buf_size(&s->body);
+    if (consumed > 0 && s->open && s->h2->session) {
+        nghttp2_session_consume_stream(s->h2->session, s->id, consumed);
+        s->ws_unacked -= consumed;
+        wake_conn(s->h2);
+    }
+}
+
+static void ws_read_stop(void *t)
+{
+    (void)t;
+}
+
+static void ws_set_deadline(void *t, uint64_t ms)
+{
+    stream_t *s = t;
+    if (s->ws_timer == NULL) {
+        ws_timer_t *timer = malloc(sizeof(*timer));
+        if (timer == NULL)
+            return; /* no keepalive for this one socket: better than failing it */
+        uv_timer_init(s->h2->server->loop, &timer->timer);
+        timer->timer.data = timer;
+        timer->stream = s;
+        s->ws_timer = timer;
+    }
+    uv_timer_start(&s->ws_timer->timer, ws_timer_fired, ms, 0);
+}
+
+static void ws_clear_deadline(void *t)
+{
+    stream_t *s = t;
+    if (s->ws_timer != NULL)
+        uv_timer_stop(&s->ws_timer->timer);
+}
+
+static void ws_abort(void *t)
+{
+    stream_t *s = t;
+    if (s->open && s->h2->session) {
+        nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_CANCEL);
+        wake_conn(s->h2);
+    }
+}
+
+static void ws_finish(void *t)
+{
+    stream_t *s = t;
+    s->ws_finished = 1;
+    s->out_eof = 1;
+    /* what is left unread, and what still comes (on_data_chunk), is dropped: its window goes
+     * back at once, so the client is never stuck on a closed window */
+    casgi__buf_clear(&s->body);
+    ws_read_start(s);
+    resume(s);
+}
+
+static const casgi__ws_transport_t ws_transport = {
+    .http2 = 1,
+    .respond = ws_respond,
+    .write = ws_write,
+    .buffered = ws_buffered,
+    .flush_later = ws_flush_later,
+    .input = ws_input,
+    .read_start = ws_read_start,
+    .read_stop = ws_read_stop,
+    .set_deadline = ws_set_deadline,
+    .clear_deadline = ws_clear_deadline,
+    .abort = ws_abort,
+    .finish = ws_finish,
+};
+
+/* The stream is gone (closed, reset, or the connection with it): the last word to websocket.c. */
+static void ws_gone(stream_t *s)
+{
+    casgi__websocket_t *w = s->ws;
+    if (w == NULL)
+        return;
+    s->ws = NULL;
+    ws_timer_release(s);
+    casgi__websocket_on_close(w);
+}
+
+/* What happened to the stream since its task last ran, told to websocket.c. */
+static void ws_events(stream_t *s)
+{
+    if (s->end_stream && !s->ws_eof) {
+        /* the client ended its side: for a WebSocket that is the connection going away */
+        s->ws_eof = 1;
+        casgi__websocket_on_read_error(s->ws, UV_EOF);
+        if (s->ws != NULL && !s->ws_finished)
+            ws_abort(s);
+        return;
+    }
+    if (s->ws_input) {
+        s->ws_input = 0;
+        casgi__websocket_on_read(s->ws);
+    }
+    if (s->ws != NULL && s->ws_drained) {
+        s->ws_drained = 0;
+        casgi__websocket_on_drain(s->ws);
+    }
+}
+
+/* An extended CONNECT (RFC 8441 4): ":protocol websocket" opens a WebSocket on this stream. */
+static void open_websocket(stream_t *s)
+{
+    h2_t *h2 = s->h2;
+    casgi_bytes_t protocol = {s->head.base + s->protocol.off, s->protocol.len};
+    if (!h2->server->cfg.ws || !CASGI_NAME_IS(protocol, "websocket")) {
+        respond_error(s, 400, "extended CONNECT for an unsupported protocol");
+        return;
+    }
+    if (build_scope(s) != 0) {
+        respond_error(s, 500, "out of memory");
+        return;
+    }
+    if (casgi__server_over_limit(h2->server)) {
+        respond_error(s, 503, "concurrency limit");
+        return;
+    }
+    /* DATA that came before the answer is the WebSocket's first input */
+    s->ws_unacked = casgi__buf_size(&s->body);
+    if (casgi__websocket_open(h2->server, &ws_transport, s, &s->call.scope, &s->ws) != 0)
+        respond_error(s, 500, "out of memory");
+}
+
 /* ---- nghttp2 callbacks ------------------------------------------------------------------- */
 
 /*
@@ -953,6 +1176,14 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
      * slow app holds back its own stream and no other. */
     nghttp2_session_consume_connection(session, len);
     stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+    if (s != NULL && s->ws != NULL && !s->ws_finished) {
+        if (casgi__buf_append(&s->body, data, len))
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        s->ws_unacked += len;
+        s->ws_input = 1;
+        wake_stream(s);
+        return 0;
+    }
     int wanted = s != NULL && !s->error_status &&
                  (s->dispatch || (s->call_live && !s->call.disconnected &&
                                   s->call.response != CASGI__RESPONSE_COMPLETE));
@@ -1071,6 +1302,8 @@ static int on_frame_not_send(nghttp2_session *session, const nghttp2_frame *fram
     return 0;
 }
 
+static void ws_gone(stream_t *s);
+
 static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_code, void *user)
 {
     (void)error_code;
@@ -1082,6 +1315,7 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     s->open = 0;
     if (!s->pushed)
         h2->num_open--;
+    ws_gone(s);
     if (s->call_live) {
         if (s->call.response != CASGI__RESPONSE_COMPLETE)
             s->call.disconnected = 1;
@@ -1263,6 +1497,11 @@ static void on_shutdown(casgi__conn_t *conn)
     /* RFC 9113 6.8: first a GOAWAY with the last stream id we may still accept, then, when the
      * accepted streams are done, the final one. */
     nghttp2_submit_shutdown_notice(h2->session);
+    for (casgi__list_t *n = h2->streams.next; n != &h2->streams; n = n->next) {
+        stream_t *s = container_of(n, stream_t, node);
+        if (s->ws != NULL)
+            casgi__websocket_on_shutdown(s->ws);
+    }
     wake_conn(h2);
 }
 
@@ -1279,6 +1518,7 @@ static void on_close(casgi__conn_t *conn)
             continue;
         s->open = 0;
         s->dispatch = 0;
+        ws_gone(s);
         if (s->call_live) {
             s->call.disconnected = 1;
             wake_stream(s);

@@ -1,8 +1,10 @@
 /*
- * WebSocket: the handshake on a connection http1.c handed over, then wslay for the framing and
- * this file for the rest (UTF-8, permessage-deflate, keepalive, backpressure, close codes) behind
- * the ASGI websocket scope. As in http1.c all progress happens in run(): after a read, after a
- * write drained, and from the server's task queue; the app is never called from inside wslay.
+ * WebSocket: the handshake on a carrier (an HTTP/1.1 connection http1.c handed over, or an HTTP/2
+ * stream opened by an extended CONNECT), then wslay for the framing and this file for the rest
+ * (UTF-8, permessage-deflate, keepalive, backpressure, close codes) behind the ASGI websocket
+ * scope. All I/O goes through the carrier's casgi__ws_transport_t; the HTTP/1.1 carrier is at the
+ * end of this file. As in http1.c all progress happens in run(): after a read, after a write
+ * drained, and from the server's task queue; the app is never called from inside wslay.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,14 +34,18 @@ typedef enum {
     WS_HANDSHAKE = 0, /* the app has not answered the upgrade yet */
     WS_DENYING,       /* the app streams an HTTP response instead (denial extension) */
     WS_OPEN,
-    WS_DONE, /* the connection is going away; nothing more goes to the client */
+    WS_DONE, /* the carrier is ending or gone; nothing more goes to the client */
 } ws_state_t;
 
-typedef struct ws_s {
-    casgi__conn_t *conn; /* NULL once the connection closed */
+struct ws_s {
+    /* carrier */
+    const casgi__ws_transport_t *tr; /* NULL once it is gone or we aborted it */
+    void *t;
+    unsigned finished : 1; /* tr->finish() was called: nothing more is written or read */
+
     casgi_server_t *server;
     casgi__task_t task;
-    int refs; /* the connection, the app while it holds the call, run() */
+    int refs; /* the carrier (until on_close), the app while it holds the call, run() */
     casgi_call_t call;
     ws_state_t state;
     wslay_event_context_ptr ctx;
@@ -74,10 +80,10 @@ typedef struct ws_s {
     int close_code;
     size_t close_reason_len;
     char close_reason[124];
-} ws_t;
+};
+typedef casgi__websocket_t ws_t;
 
 static const casgi__call_ops_t call_ops;
-static const casgi__proto_t proto;
 static void run(ws_t *w);
 
 /* ---- helpers ---------------------------------------------------------------------------- */
@@ -215,6 +221,145 @@ static void set_close(ws_t *w, int code, const char *reason, size_t len)
         memcpy(w->close_reason, reason, w->close_reason_len);
 }
 
+/* ---- the carrier ------------------------------------------------------------------------ */
+
+/*
+ * Every call to the carrier goes through these helpers. They hold the rules of
+ * ws_transport.h: nothing after abort() or on_close (tr is NULL then), and after finish() no
+ * more output, deadlines or read switching.
+ */
+static int live(const ws_t *w)
+{
+    return w->tr != NULL && !w->finished;
+}
+
+static int out(ws_t *w, const void *data, size_t len)
+{
+    return live(w) ? w->tr->write(w->t, data, len) : CASGI_EDISCONNECTED;
+}
+
+static void flush_later(ws_t *w)
+{
+    if (live(w))
+        w->tr->flush_later(w->t);
+}
+
+static size_t buffered(const ws_t *w)
+{
+    return w->tr ? w->tr->buffered(w->t) : 0;
+}
+
+static void set_deadline(ws_t *w, uint64_t ms)
+{
+    if (live(w))
+        w->tr->set_deadline(w->t, ms);
+}
+
+static void clear_deadline(ws_t *w)
+{
+    if (live(w))
+        w->tr->clear_deadline(w->t);
+}
+
+/* Ends the carrier after its pending output (a lingering close, END_STREAM). */
+static void finish(ws_t *w)
+{
+    if (!live(w))
+        return;
+    w->finished = 1;
+    w->tr->finish(w->t);
+}
+
+/*
+ * Ends the carrier at once, dropping its pending output. The carrier may report on_close from
+ * inside abort(), which may free `w`: the caller holds a reference or touches `w` no more.
+ */
+static void drop(ws_t *w)
+{
+    const casgi__ws_transport_t *tr = w->tr;
+    if (tr == NULL)
+        return;
+    w->tr = NULL;
+    w->state = WS_DONE;
+    tr->abort(w->t);
+}
+
+/*
+ * The header fields of a handshake answer, gathered in wire order for tr->respond(): a few on
+ * the stack, more (many cfg.headers, many app headers) in one allocation.
+ */
+typedef struct fields_s {
+    casgi_header_t *v;
+    size_t n, cap;
+    casgi_header_t local[16];
+} fields_t;
+
+/* Room for `extra` fields besides the server's defaults. 0 or CASGI_ENOMEM. */
+static int fields_init(fields_t *f, const casgi_server_t *server, size_t extra)
+{
+    f->n = 0;
+    f->cap = extra + 2 + server->cfg.num_headers;
+    f->v = f->local;
+    if (f->cap > ARRAY_SIZE(f->local) && (f->v = malloc(f->cap * sizeof(*f->v))) == NULL)
+        return CASGI_ENOMEM;
+    return 0;
+}
+
+static void fields_add(fields_t *f, casgi_bytes_t name, casgi_bytes_t value)
+{
+    CASGI_ASSERT(f->n < f->cap);
+    f->v[f->n++] = (casgi_header_t){name, value};
+}
+
+/* server, date and cfg.headers: what every response of this server carries. */
+static void fields_add_defaults(fields_t *f, casgi_server_t *server)
+{
+    if (server->cfg.server_header)
+        fields_add(f, CASGI_BYTES("server"), CASGI_BYTES("casgi"));
+    if (server->cfg.date_header)
+        fields_add(f, CASGI_BYTES("date"),
+                   (casgi_bytes_t){casgi__date_now(&server->date), CASGI_DATE_LEN});
+    for (size_t i = 0; i < server->cfg.num_headers; i++)
+        fields_add(f, server->default_headers[i].name, server->default_headers[i].value);
+}
+
+/*
+ * The app's fields that do not go on the wire: over HTTP/2 the connection-specific ones
+ * (RFC 9113 8.2.2); in a denial also the framing, which is ours (close-delimited over HTTP/1.1,
+ * END_STREAM over HTTP/2).
+ */
+static int skip_app_field(const ws_t *w, casgi_bytes_t name, int denial)
+{
+    if (denial && (CASGI_NAME_IS(name, "content-length") ||
+                   CASGI_NAME_IS(name, "transfer-encoding") || CASGI_NAME_IS(name, "connection")))
+        return 1;
+    return w->tr->http2 &&
+           (CASGI_NAME_IS(name, "connection") || CASGI_NAME_IS(name, "keep-alive") ||
+            CASGI_NAME_IS(name, "proxy-connection") || CASGI_NAME_IS(name, "transfer-encoding") ||
+            CASGI_NAME_IS(name, "upgrade"));
+}
+
+static void fields_add_app(fields_t *f, const ws_t *w, const casgi_header_t *headers, size_t n,
+                           int denial)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!skip_app_field(w, headers[i].name, denial))
+            fields_add(f, headers[i].name, headers[i].value);
+}
+
+static void fields_free(fields_t *f)
+{
+    if (f->v != f->local)
+        free(f->v);
+}
+
+static int respond(ws_t *w, int status, const fields_t *f)
+{
+    return live(w) ? w->tr->respond(w->t, status, f->v, f->n) : CASGI_EDISCONNECTED;
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
 /* Starts the closing handshake with `code` (wslay sends it in run()). */
 static void close_with(ws_t *w, int code, const char *reason)
 {
@@ -223,8 +368,7 @@ static void close_with(ws_t *w, int code, const char *reason)
         wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
         wslay_event_shutdown_read(w->ctx);
     }
-    if (w->conn)
-        casgi__conn_set_deadline(w->conn, CLOSE_WAIT_MS);
+    set_deadline(w, CLOSE_WAIT_MS);
     CASGI_LOG(&w->server->log, CASGI_LOG_DEBUG, "websocket closing with %d %s", code, reason);
 }
 
@@ -249,37 +393,7 @@ static void close_gracefully(ws_t *w, int code, const char *reason, size_t len)
 {
     set_close(w, code, reason, len);
     queue_close(w);
-    if (w->conn)
-        casgi__conn_set_deadline(w->conn, CLOSE_WAIT_MS);
-}
-
-static int out(ws_t *w, const void *data, size_t len)
-{
-    return w->conn ? casgi__conn_write(w->conn, data, len) : CASGI_EDISCONNECTED;
-}
-#define OUT_LIT(w, lit) out((w), (lit), sizeof(lit) - 1)
-
-static int out_header(ws_t *w, casgi_bytes_t name, casgi_bytes_t value)
-{
-    return out(w, name.base, name.len) || OUT_LIT(w, ": ") || out(w, value.base, value.len) ||
-                   OUT_LIT(w, "\r\n")
-               ? CASGI_ENOMEM
-               : 0;
-}
-
-static int out_common_headers(ws_t *w)
-{
-    casgi_server_t *server = w->server;
-    if (server->cfg.server_header && OUT_LIT(w, "server: casgi\r\n"))
-        return CASGI_ENOMEM;
-    if (server->cfg.date_header &&
-        (OUT_LIT(w, "date: ") || out(w, casgi__date_now(&server->date), CASGI_DATE_LEN) ||
-         OUT_LIT(w, "\r\n")))
-        return CASGI_ENOMEM;
-    for (size_t i = 0; i < server->cfg.num_headers; i++)
-        if (out_header(w, server->default_headers[i].name, server->default_headers[i].value))
-            return CASGI_ENOMEM;
-    return 0;
+    set_deadline(w, CLOSE_WAIT_MS);
 }
 
 /* Uvicorn's line for a handshake: '127.0.0.1:5000 - "WebSocket /path" [accepted]'. */
@@ -296,26 +410,38 @@ static void access_log(ws_t *w, const char *outcome)
                      (int)s->raw_path.len, s->raw_path.base, outcome);
 }
 
-/* A complete HTTP answer to the handshake, then a lingering close. */
-static void refuse(ws_t *w, int status, const char *extra_header)
+/*
+ * A complete HTTP answer to the handshake (with a content-length, so the client need not wait
+ * for the close), then the carrier ends. Over HTTP/1.1 it says "connection: close"; a 426 names
+ * the version we speak.
+ */
+static void refuse(ws_t *w, int status)
 {
     access_log(w, status == 403 ? "rejected" : "refused");
-    char line[64];
-    size_t n = casgi__http1_status_line(status, line);
     const char *body = status == 403   ? "Forbidden\n"
                        : status == 426 ? "Upgrade Required\n"
                        : status == 500 ? "Internal Server Error\n"
                                        : "Bad Request\n";
-    char len[32];
+    char len[24];
     snprintf(len, sizeof(len), "%zu", strlen(body));
     w->state = WS_DONE;
-    if (out(w, line, n) || out_common_headers(w) ||
-        OUT_LIT(w, "content-type: text/plain; charset=utf-8\r\nconnection: close\r\n") ||
-        (extra_header && out(w, extra_header, strlen(extra_header))) ||
-        OUT_LIT(w, "content-length: ") || out(w, len, strlen(len)) || OUT_LIT(w, "\r\n\r\n") ||
-        out(w, body, strlen(body)))
+    if (!live(w))
         return;
-    casgi__conn_close_after_flush(w->conn);
+    fields_t f;
+    if (fields_init(&f, w->server, 4) == 0) {
+        fields_add_defaults(&f, w->server);
+        fields_add(&f, CASGI_BYTES("content-type"), CASGI_BYTES("text/plain; charset=utf-8"));
+        if (!w->tr->http2)
+            fields_add(&f, CASGI_BYTES("connection"), CASGI_BYTES("close"));
+        if (status == 426)
+            fields_add(&f, CASGI_BYTES("sec-websocket-version"), CASGI_BYTES("13"));
+        fields_add(&f, CASGI_BYTES("content-length"), CASGI_STR(len));
+        if (respond(w, status, &f) == 0)
+            out(w, body, strlen(body));
+        fields_free(&f);
+    }
+    /* out of memory: what could be written goes, and the carrier ends all the same */
+    finish(w);
 }
 
 /* ---- wslay callbacks -------------------------------------------------------------------- */
@@ -365,17 +491,17 @@ static size_t check_frames(ws_t *w, const unsigned char *p, size_t n)
 static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
 {
     ws_t *w = data;
-    casgi__conn_t *conn = w->conn;
-    size_t avail = conn && !w->bad_frame ? casgi__buf_size(&conn->rbuf) : 0;
+    casgi__buf_t *in = live(w) && !w->bad_frame ? w->tr->input(w->t) : NULL;
+    size_t avail = in ? casgi__buf_size(in) : 0;
     size_t n = avail < len ? avail : len;
     if (n > 0)
-        n = check_frames(w, (const unsigned char *)casgi__buf_data(&conn->rbuf), n);
+        n = check_frames(w, (const unsigned char *)casgi__buf_data(in), n);
     if (n == 0) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
-    memcpy(buf, casgi__buf_data(&conn->rbuf), n);
-    casgi__buf_consume(&conn->rbuf, n);
+    memcpy(buf, casgi__buf_data(in), n);
+    casgi__buf_consume(in, n);
     return (ssize_t)n;
 }
 
@@ -383,13 +509,12 @@ static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
                        void *user)
 {
     ws_t *w = user;
-    casgi__conn_t *conn = w->conn;
-    if (conn == NULL || conn->closing) {
+    if (!live(w)) {
         wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
         return -1;
     }
-    /* Bounded output: what does not fit waits in wslay's queue until the socket drains. */
-    if (casgi__conn_buffered(conn) >= w->server->cfg.high_water_mark) {
+    /* Bounded output: what does not fit waits in wslay's queue until the carrier drains. */
+    if (buffered(w) >= w->server->cfg.high_water_mark) {
         wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
         return -1;
     }
@@ -474,8 +599,8 @@ static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_
     }
     case WSLAY_PONG:
         w->awaiting_pong = 0;
-        if (w->conn && w->server->cfg.ws_ping_interval && !w->close_known)
-            casgi__conn_set_deadline(w->conn, w->server->cfg.ws_ping_interval);
+        if (w->server->cfg.ws_ping_interval && !w->close_known)
+            set_deadline(w, w->server->cfg.ws_ping_interval);
         break;
     default: break; /* pings are answered by wslay */
     }
@@ -503,6 +628,11 @@ static const struct wslay_event_callbacks wslay_callbacks = {
 
 /* ---- the app's events ------------------------------------------------------------------- */
 
+/*
+ * The accept: 101 with Upgrade, Connection and Sec-WebSocket-Accept over HTTP/1.1, a plain 200
+ * over HTTP/2 (RFC 8441 5); then the chosen subprotocol and extensions, the server's defaults and
+ * the app's fields.
+ */
 static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
 {
     casgi_server_t *server = w->server;
@@ -521,27 +651,33 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
             return CASGI_ENOMEM;
         wslay_event_config_set_allowed_rsv_bits(w->ctx, WSLAY_RSV1_BIT);
     }
+    fields_t f;
+    if (fields_init(&f, server, 5 + ev->accept.num_headers) != 0)
+        return CASGI_ENOMEM;
+    int http2 = w->tr->http2;
     char accept[29];
-    casgi__websocket_accept_key(w->key, accept);
-    if (OUT_LIT(w, "HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n"
-                   "connection: Upgrade\r\nsec-websocket-accept: ") ||
-        out(w, accept, 28) || OUT_LIT(w, "\r\n") ||
-        (sub.len && out_header(w, CASGI_BYTES("sec-websocket-protocol"), sub)) ||
-        (w->deflate_on &&
-         out_header(w, CASGI_BYTES("sec-websocket-extensions"), CASGI_STR(w->deflate_response))) ||
-        out_common_headers(w))
-        return CASGI_ENOMEM;
-    for (size_t i = 0; i < ev->accept.num_headers; i++)
-        if (out_header(w, ev->accept.headers[i].name, ev->accept.headers[i].value))
-            return CASGI_ENOMEM;
-    if (OUT_LIT(w, "\r\n"))
-        return CASGI_ENOMEM;
+    if (!http2) {
+        casgi__websocket_accept_key(w->key, accept);
+        fields_add(&f, CASGI_BYTES("upgrade"), CASGI_BYTES("websocket"));
+        fields_add(&f, CASGI_BYTES("connection"), CASGI_BYTES("Upgrade"));
+        fields_add(&f, CASGI_BYTES("sec-websocket-accept"), (casgi_bytes_t){accept, 28});
+    }
+    if (sub.len)
+        fields_add(&f, CASGI_BYTES("sec-websocket-protocol"), sub);
+    if (w->deflate_on)
+        fields_add(&f, CASGI_BYTES("sec-websocket-extensions"), CASGI_STR(w->deflate_response));
+    fields_add_defaults(&f, server);
+    fields_add_app(&f, w, ev->accept.headers, ev->accept.num_headers, 0);
+    err = respond(w, http2 ? 200 : 101, &f);
+    fields_free(&f);
+    if (err)
+        return err;
     w->state = WS_OPEN;
     access_log(w, "accepted");
     if (server->cfg.ws_ping_interval)
-        casgi__conn_set_deadline(w->conn, server->cfg.ws_ping_interval);
+        set_deadline(w, server->cfg.ws_ping_interval);
     else
-        casgi__conn_clear_deadline(w->conn);
+        clear_deadline(w);
     if (w->shutting_down)
         close_gracefully(w, 1012, "server shutting down", 20);
     wake(w); /* bytes that came with the handshake are frames now */
@@ -585,6 +721,11 @@ static int send_message(ws_t *w, const casgi_event_t *ev)
     return err ? CASGI_ENOMEM : 0;
 }
 
+/*
+ * The app's own HTTP response instead of the accept (the websocket.http.response extension). Its
+ * body follows in websocket.http.response.body events and is delimited by the carrier's end:
+ * the close over HTTP/1.1 ("connection: close"), END_STREAM over HTTP/2.
+ */
 static int deny_start(ws_t *w, const casgi_event_t *ev)
 {
     if (ev->start.status < 200 || ev->start.status > 999)
@@ -592,21 +733,17 @@ static int deny_start(ws_t *w, const casgi_event_t *ev)
     int err = casgi__headers_validate(ev->start.headers, ev->start.num_headers);
     if (err)
         return err;
-    char line[64];
-    size_t n = casgi__http1_status_line(ev->start.status, line);
-    if (out(w, line, n) || out_common_headers(w))
+    fields_t f;
+    if (fields_init(&f, w->server, 1 + ev->start.num_headers) != 0)
         return CASGI_ENOMEM;
-    for (size_t i = 0; i < ev->start.num_headers; i++) {
-        casgi_bytes_t name = ev->start.headers[i].name;
-        /* the body is close-delimited: our framing, not the app's */
-        if (CASGI_NAME_IS(name, "content-length") || CASGI_NAME_IS(name, "transfer-encoding") ||
-            CASGI_NAME_IS(name, "connection"))
-            continue;
-        if (out_header(w, name, ev->start.headers[i].value))
-            return CASGI_ENOMEM;
-    }
-    if (OUT_LIT(w, "connection: close\r\n\r\n"))
-        return CASGI_ENOMEM;
+    fields_add_defaults(&f, w->server);
+    fields_add_app(&f, w, ev->start.headers, ev->start.num_headers, 1);
+    if (!w->tr->http2)
+        fields_add(&f, CASGI_BYTES("connection"), CASGI_BYTES("close"));
+    err = respond(w, ev->start.status, &f);
+    fields_free(&f);
+    if (err)
+        return err;
     w->state = WS_DENYING;
     return 0;
 }
@@ -615,7 +752,7 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
 {
     ws_t *w = container_of(call, ws_t, call);
     int err = 0;
-    if (w->conn == NULL) {
+    if (w->tr == NULL) {
         call->disconnected = 1;
         return CASGI_EDISCONNECTED;
     }
@@ -634,7 +771,7 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
         break;
     case CASGI_EVENT_WEBSOCKET_CLOSE:
         if (w->state == WS_HANDSHAKE) {
-            refuse(w, 403, NULL); /* ASGI: close before accept is an HTTP 403 */
+            refuse(w, 403); /* ASGI: close before accept is an HTTP 403 */
             set_close(w, 1000, "", 0);
             break;
         }
@@ -666,13 +803,12 @@ static int call_send(casgi_call_t *call, const casgi_event_t *ev)
         if (!err && !ev->body.more_body) {
             w->state = WS_DONE;
             set_close(w, 1000, "", 0);
-            casgi__conn_close_after_flush(w->conn);
+            finish(w);
         }
         break;
     default: return CASGI_EEVENT;
     }
-    if (w->conn)
-        casgi__conn_flush_later(w->conn);
+    flush_later(w);
     wake(w);
     return err;
 }
@@ -684,9 +820,7 @@ static void call_wake(casgi_call_t *call)
 
 static void call_abort(casgi_call_t *call)
 {
-    ws_t *w = container_of(call, ws_t, call);
-    if (w->conn)
-        casgi__conn_close(w->conn);
+    drop(container_of(call, ws_t, call));
 }
 
 /* Uvicorn's policy for websockets: no handshake answer → 500; an open socket → a close frame,
@@ -698,16 +832,16 @@ static void call_end(casgi_call_t *call, int error)
     if (error)
         CASGI_LOG(&server->log, CASGI_LOG_ERROR, "Exception in ASGI application: %s (%s)",
                   casgi_strerror(error), casgi_err_name(error));
-    if (w->conn) {
+    if (w->tr) {
         switch (w->state) {
         case WS_HANDSHAKE:
             if (!error)
                 CASGI_LOG(&server->log, CASGI_LOG_ERROR,
                           "ASGI callable returned without sending handshake.");
-            refuse(w, 500, NULL);
+            refuse(w, 500);
             break;
         case WS_DENYING:
-            casgi__conn_close(w->conn); /* a partial response must not look complete */
+            drop(w); /* a partial response must not look complete */
             break;
         case WS_OPEN:
             if (!w->close_known)
@@ -752,9 +886,9 @@ static int deliver(ws_t *w)
         free(m);
         return 1;
     }
-    /* the app hears of the close once the connection is gone or the handshake finished */
+    /* the app hears of the close once the carrier is gone or the handshake finished */
     int gone =
-        w->conn == NULL || (w->close_known && (w->ctx == NULL || !wslay_event_want_read(w->ctx)));
+        w->tr == NULL || (w->close_known && (w->ctx == NULL || !wslay_event_want_read(w->ctx)));
     if (gone && !w->disconnect_delivered) {
         w->disconnect_delivered = 1;
         call->disconnected = 1;
@@ -777,74 +911,76 @@ static int deliver(ws_t *w)
 
 static size_t pending_output(const ws_t *w)
 {
-    size_t n = w->conn ? casgi__conn_buffered(w->conn) : 0;
+    size_t n = buffered(w);
     if (w->ctx)
         n += wslay_event_get_queued_msg_length(w->ctx);
     return n;
 }
 
-/* Feeds input to wslay and its output to the connection. 1 when anything moved. */
+/* Feeds input to wslay and its output to the carrier. 1 when anything moved. */
 static int pump(ws_t *w)
 {
-    casgi__conn_t *conn = w->conn;
-    if (conn == NULL || conn->closing || w->ctx == NULL || w->state != WS_OPEN)
+    if (!live(w) || w->ctx == NULL || w->state != WS_OPEN)
         return 0;
     int moved = 0;
-    if (wslay_event_want_read(w->ctx) && casgi__buf_size(&conn->rbuf) > 0 &&
+    casgi__buf_t *in = w->tr->input(w->t);
+    if (wslay_event_want_read(w->ctx) && casgi__buf_size(in) > 0 &&
         w->queued < w->server->cfg.ws_max_queue) {
-        size_t before = casgi__buf_size(&conn->rbuf);
+        size_t before = casgi__buf_size(in);
         int err = wslay_event_recv(w->ctx);
-        if (err == WSLAY_ERR_NOMEM || (err != 0 && w->conn == NULL)) {
-            if (w->conn)
-                casgi__conn_close(w->conn);
+        if (err == WSLAY_ERR_NOMEM || (err != 0 && w->tr == NULL)) {
+            drop(w);
             return 1;
         }
         if (err != 0 || w->bad_frame) {
             /* fail the connection with 1002 (RFC 6455 7.1.7) rather than dropping it silently */
             close_with(w, 1002, "protocol error");
-            casgi__buf_clear(&conn->rbuf);
+            casgi__buf_clear(in);
         }
-        moved |= casgi__buf_size(&conn->rbuf) != before;
+        moved |= casgi__buf_size(in) != before;
     }
-    if (w->conn && wslay_event_want_write(w->ctx)) {
-        size_t before = casgi__conn_buffered(conn);
+    if (wslay_event_want_write(w->ctx)) {
+        size_t before = buffered(w);
         if (wslay_event_send(w->ctx) != 0) {
-            casgi__conn_close(conn);
+            drop(w);
             return 1;
         }
-        moved |= casgi__conn_buffered(conn) != before;
-        casgi__conn_flush_later(conn);
+        moved |= buffered(w) != before;
+        flush_later(w);
         if (w->close_pending && wslay_event_get_queued_msg_count(w->ctx) == 0) {
             queue_close(w);
             moved = 1;
         }
     }
-    if (w->conn && !wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx)) {
-        /* both close frames went their way: the TCP connection follows. A close wslay sent on
-         * its own (1002 for a protocol error, 1009 for an oversize message) is what the app
-         * hears of. */
+    if (!wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx)) {
+        /* both close frames went their way: the carrier ends. A close wslay sent on its own
+         * (1002 for a protocol error, 1009 for an oversize message) is what the app hears of. */
         uint16_t sent = wslay_event_get_status_code_sent(w->ctx);
         set_close(w, sent && sent != 1005 ? sent : 1006, "", 0);
         w->state = WS_DONE;
-        casgi__conn_close_after_flush(conn);
+        finish(w);
         moved = 1;
     }
     return moved;
 }
 
+/*
+ * Input flow control, decided after every run(): the handshake and an open socket read while
+ * the carrier's input stays under the high-water mark and the app keeps up with its messages.
+ */
 static void update_reading(ws_t *w)
 {
-    casgi__conn_t *conn = w->conn;
-    if (conn == NULL || conn->closing || conn->lingering)
+    if (!live(w))
         return;
-    int want = w->state == WS_OPEN && w->queued < w->server->cfg.ws_max_queue &&
-               casgi__buf_size(&conn->rbuf) < w->server->cfg.high_water_mark;
+    const casgi_config_t *cfg = &w->server->cfg;
+    size_t in = casgi__buf_size(w->tr->input(w->t));
+    int want = w->state == WS_OPEN && w->queued < cfg->ws_max_queue && in < cfg->high_water_mark;
     if (w->state == WS_HANDSHAKE)
-        want = casgi__buf_size(&conn->rbuf) < w->server->cfg.high_water_mark;
+        want = in < cfg->high_water_mark;
     if (want)
-        casgi__conn_read_start(conn);
+        w->tr->read_start(w->t);
     else
-        casgi__conn_read_stop(conn);
+        w->tr->read_stop(w->t);
 }
 
 static void run(ws_t *w)
@@ -854,8 +990,8 @@ static void run(ws_t *w)
         if (w->app_live && w->call.recv_cb && deliver(w))
             continue;
         if (w->app_live && w->call.send_cb &&
-            (w->conn == NULL || pending_output(w) < w->server->cfg.high_water_mark)) {
-            casgi__call_send_done(&w->call, w->conn ? 0 : CASGI_EDISCONNECTED);
+            (w->tr == NULL || pending_output(w) < w->server->cfg.high_water_mark)) {
+            casgi__call_send_done(&w->call, w->tr ? 0 : CASGI_EDISCONNECTED);
             continue;
         }
         if (pump(w))
@@ -866,30 +1002,31 @@ static void run(ws_t *w)
     unref(w);
 }
 
-/* ---- connection events ------------------------------------------------------------------ */
+/* ---- carrier events --------------------------------------------------------------------- */
 
-static void on_read(casgi__conn_t *conn)
+void casgi__websocket_on_read(casgi__websocket_t *w)
 {
-    run(conn->proto_data);
-}
-static void on_drain(casgi__conn_t *conn)
-{
-    run(conn->proto_data);
+    run(w);
 }
 
-static void on_read_error(casgi__conn_t *conn, int status)
+void casgi__websocket_on_drain(casgi__websocket_t *w)
 {
-    ws_t *w = conn->proto_data;
+    run(w);
+}
+
+void casgi__websocket_on_read_error(casgi__websocket_t *w, int status)
+{
     /* no close frame came: 1006, "abnormal closure" */
     CASGI_LOG(&w->server->log, CASGI_LOG_DEBUG, "websocket connection lost: %s",
               casgi_strerror(status));
 }
 
-static void on_timeout(casgi__conn_t *conn)
+void casgi__websocket_on_timeout(casgi__websocket_t *w)
 {
-    ws_t *w = conn->proto_data;
+    if (w->tr == NULL)
+        return;
     if (w->state != WS_OPEN || w->close_known) {
-        casgi__conn_close(conn); /* the client never finished the closing handshake */
+        drop(w); /* the client never finished the closing handshake */
         return;
     }
     if (w->awaiting_pong) {
@@ -902,48 +1039,40 @@ static void on_timeout(casgi__conn_t *conn)
     struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = payload, .msg_length = 5};
     if (wslay_event_queue_msg(w->ctx, &ping) == 0) {
         w->awaiting_pong = 1;
-        casgi__conn_set_deadline(conn, w->server->cfg.ws_ping_timeout);
+        set_deadline(w, w->server->cfg.ws_ping_timeout);
     }
     run(w);
 }
 
-static void on_shutdown(casgi__conn_t *conn)
+void casgi__websocket_on_shutdown(casgi__websocket_t *w)
 {
-    ws_t *w = conn->proto_data;
+    if (w->tr == NULL)
+        return;
     w->shutting_down = 1;
     if (w->state == WS_OPEN && !w->close_known) {
         close_gracefully(w, 1012, "server shutting down", 20);
         wake(w);
     } else if (w->state == WS_HANDSHAKE && !w->app_live) {
-        casgi__conn_close(conn);
+        drop(w);
     }
 }
 
-static void on_close(casgi__conn_t *conn)
+void casgi__websocket_on_close(casgi__websocket_t *w)
 {
-    ws_t *w = conn->proto_data;
-    w->conn = NULL;
+    w->tr = NULL;
+    w->t = NULL;
     w->state = WS_DONE;
     if (w->app_live) {
         w->call.disconnected = 1;
         wake(w);
     }
-    unref(w);
+    unref(w); /* the carrier's reference */
 }
 
-static const casgi__proto_t proto = {
-    .name = "websocket",
-    .on_read = on_read,
-    .on_read_error = on_read_error,
-    .on_drain = on_drain,
-    .on_timeout = on_timeout,
-    .on_shutdown = on_shutdown,
-    .on_close = on_close,
-};
+/* ---- the handshake ---------------------------------------------------------------------- */
 
-/* ---- the takeover ----------------------------------------------------------------------- */
-
-/* Copies the http scope into one block and turns it into the websocket scope. */
+/* Copies the http scope into one block and turns it into the websocket scope (http_version
+ * kept: "1.1" or "2", a static string). */
 static int copy_scope(ws_t *w, const casgi_scope_t *src)
 {
     casgi_scope_t *dst = &w->call.scope;
@@ -1031,13 +1160,15 @@ static int copy_scope(ws_t *w, const casgi_scope_t *src)
     return 0;
 }
 
-int casgi__websocket_takeover(casgi__conn_t *conn, const casgi_scope_t *scope)
+/* A session with its websocket scope, not started: nothing has reached the carrier yet. */
+static int create(casgi_server_t *server, const casgi__ws_transport_t *tr, void *t,
+                  const casgi_scope_t *scope, ws_t **out)
 {
-    casgi_server_t *server = conn->server;
     ws_t *w = calloc(1, sizeof(*w));
     if (w == NULL)
         return CASGI_ENOMEM;
-    w->conn = conn;
+    w->tr = tr;
+    w->t = t;
     w->server = server;
     w->refs = 1;
     w->task.run = on_task;
@@ -1047,32 +1178,200 @@ int casgi__websocket_takeover(casgi__conn_t *conn, const casgi_scope_t *scope)
         free(w);
         return CASGI_ENOMEM;
     }
-    casgi__conn_set_proto(conn, &proto, w);
-    casgi__conn_clear_deadline(conn);
+    *out = w;
+    return 0;
+}
 
+/*
+ * Checks the client's handshake (426 naming version 13, or over HTTP/1.1 400 for a bad
+ * Sec-WebSocket-Key) and hands a good one to the app, which may answer from inside
+ * casgi__call_start(): accept, deny, fail, even end the call while the carrier closes. The
+ * reference held here keeps `w` alive until this returns.
+ */
+static void handshake(ws_t *w)
+{
+    casgi_server_t *server = w->server;
+    w->refs++;
     const casgi_header_t *version = FIND(&w->call.scope, "sec-websocket-version");
     if (version == NULL || !CASGI_NAME_IS(version->value, "13")) {
         CASGI_LOG(&server->log, CASGI_LOG_WARNING,
                   "WebSocket handshake refused: unsupported Sec-WebSocket-Version");
-        refuse(w, 426, "sec-websocket-version: 13\r\n");
-        return 0;
-    }
-    if (!valid_key(w->key)) {
+        refuse(w, 426);
+    } else if (!w->tr->http2 && !valid_key(w->key)) {
+        /* RFC 8441 5: over HTTP/2 there is no key and no accept */
         CASGI_LOG(&server->log, CASGI_LOG_WARNING,
                   "WebSocket handshake refused: invalid Sec-WebSocket-Key");
-        refuse(w, 400, NULL);
-        return 0;
+        refuse(w, 400);
+    } else {
+        const casgi_header_t *ext = FIND(&w->call.scope, "sec-websocket-extensions");
+        if (server->cfg.ws_per_message_deflate && ext != NULL)
+            w->deflate_on = casgi__ws_deflate_negotiate(
+                ext->value, server->cfg.ws_deflate_window_bits, &w->deflate_params,
+                w->deflate_response, sizeof(w->deflate_response));
+        w->app_live = 1;
+        w->refs++;
+        casgi__server_call_started(server);
+        casgi__call_start(&w->call);
+        update_reading(w);
     }
-    const casgi_header_t *ext = FIND(&w->call.scope, "sec-websocket-extensions");
-    if (server->cfg.ws_per_message_deflate && ext != NULL)
-        w->deflate_on = casgi__ws_deflate_negotiate(ext->value, server->cfg.ws_deflate_window_bits,
-                                                    &w->deflate_params, w->deflate_response,
-                                                    sizeof(w->deflate_response));
+    unref(w);
+}
 
-    w->app_live = 1;
-    w->refs++;
-    casgi__server_call_started(server);
-    casgi__call_start(&w->call);
-    update_reading(w);
+int casgi__websocket_open(casgi_server_t *server, const casgi__ws_transport_t *tr, void *t,
+                          const casgi_scope_t *scope, casgi__websocket_t **out)
+{
+    ws_t *w;
+    int err = create(server, tr, t, scope, &w);
+    if (err)
+        return err;
+    *out = w; /* before the first carrier call: an abort() in handshake() may report on_close */
+    handshake(w);
+    return 0;
+}
+
+/* ---- the HTTP/1.1 carrier --------------------------------------------------------------- */
+
+/*
+ * A connection taken over after "Upgrade: websocket": the transport table maps onto conn.c, and
+ * the connection's protocol table forwards its events to the casgi__websocket_on_* functions.
+ */
+
+static int h1_write(void *t, const void *data, size_t len)
+{
+    return casgi__conn_write(t, data, len);
+}
+
+#define H1_WRITE_LIT(conn, lit) casgi__conn_write((conn), (lit), sizeof(lit) - 1)
+
+/* The status line, the fields as given, the blank line: the caller chose every field. */
+static int h1_respond(void *t, int status, const casgi_header_t *headers, size_t num_headers)
+{
+    casgi__conn_t *conn = t;
+    char line[64];
+    size_t n = casgi__http1_status_line(status, line);
+    if (casgi__conn_write(conn, line, n))
+        return CASGI_ENOMEM;
+    for (size_t i = 0; i < num_headers; i++) {
+        casgi_bytes_t name = headers[i].name, value = headers[i].value;
+        if (casgi__conn_write(conn, name.base, name.len) || H1_WRITE_LIT(conn, ": ") ||
+            casgi__conn_write(conn, value.base, value.len) || H1_WRITE_LIT(conn, "\r\n"))
+            return CASGI_ENOMEM;
+    }
+    return H1_WRITE_LIT(conn, "\r\n") ? CASGI_ENOMEM : 0;
+}
+
+static size_t h1_buffered(void *t)
+{
+    return casgi__conn_buffered(t);
+}
+
+static void h1_flush_later(void *t)
+{
+    casgi__conn_flush_later(t);
+}
+
+static casgi__buf_t *h1_input(void *t)
+{
+    return &((casgi__conn_t *)t)->rbuf;
+}
+
+static void h1_read_start(void *t)
+{
+    casgi__conn_read_start(t);
+}
+
+static void h1_read_stop(void *t)
+{
+    casgi__conn_read_stop(t);
+}
+
+static void h1_set_deadline(void *t, uint64_t ms)
+{
+    casgi__conn_set_deadline(t, ms);
+}
+
+static void h1_clear_deadline(void *t)
+{
+    casgi__conn_clear_deadline(t);
+}
+
+/* conn.c reports on_close from inside casgi__conn_close(). */
+static void h1_abort(void *t)
+{
+    casgi__conn_close(t);
+}
+
+/* Stops reading now; the lingering close that follows the flush reads (and drops) again. */
+static void h1_finish(void *t)
+{
+    casgi__conn_read_stop(t);
+    casgi__conn_close_after_flush(t);
+}
+
+static const casgi__ws_transport_t h1_transport = {
+    .http2 = 0,
+    .respond = h1_respond,
+    .write = h1_write,
+    .buffered = h1_buffered,
+    .flush_later = h1_flush_later,
+    .input = h1_input,
+    .read_start = h1_read_start,
+    .read_stop = h1_read_stop,
+    .set_deadline = h1_set_deadline,
+    .clear_deadline = h1_clear_deadline,
+    .abort = h1_abort,
+    .finish = h1_finish,
+};
+
+static void h1_on_read(casgi__conn_t *conn)
+{
+    casgi__websocket_on_read(conn->proto_data);
+}
+
+static void h1_on_read_error(casgi__conn_t *conn, int status)
+{
+    casgi__websocket_on_read_error(conn->proto_data, status);
+}
+
+static void h1_on_drain(casgi__conn_t *conn)
+{
+    casgi__websocket_on_drain(conn->proto_data);
+}
+
+static void h1_on_timeout(casgi__conn_t *conn)
+{
+    casgi__websocket_on_timeout(conn->proto_data);
+}
+
+static void h1_on_shutdown(casgi__conn_t *conn)
+{
+    casgi__websocket_on_shutdown(conn->proto_data);
+}
+
+static void h1_on_close(casgi__conn_t *conn)
+{
+    casgi__websocket_on_close(conn->proto_data);
+}
+
+static const casgi__proto_t h1_proto = {
+    .name = "websocket",
+    .on_read = h1_on_read,
+    .on_read_error = h1_on_read_error,
+    .on_drain = h1_on_drain,
+    .on_timeout = h1_on_timeout,
+    .on_shutdown = h1_on_shutdown,
+    .on_close = h1_on_close,
+};
+
+int casgi__websocket_takeover(casgi__conn_t *conn, const casgi_scope_t *scope)
+{
+    ws_t *w;
+    int err = create(conn->server, &h1_transport, conn, scope, &w);
+    if (err)
+        return err;
+    /* the connection is ours before anything can close it (the app may, from handshake()) */
+    casgi__conn_set_proto(conn, &h1_proto, w);
+    casgi__conn_clear_deadline(conn); /* http1's keep-alive or head deadline */
+    handshake(w);
     return 0;
 }
