@@ -116,3 +116,91 @@ void casgi__buf_free(casgi__buf_t *b)
     b->base = NULL;
     b->off = b->len = b->cap = 0;
 }
+
+/* The header keeps the payload aligned for any type, as malloc's is. */
+#define SLAB_HEADER 16
+#define SLAB_MIN_SHIFT 6 /* 64 B */
+#define SLAB_LARGE CASGI_SLAB_CLASSES
+
+void casgi__slab_init(casgi__slab_t *slab, size_t max_per_class)
+{
+    memset(slab, 0, sizeof(*slab));
+    for (size_t i = 0; i < CASGI_SLAB_CLASSES; i++)
+        slab->classes[i].max = max_per_class;
+}
+
+static size_t slab_class_size(size_t cls)
+{
+    return (size_t)1 << (cls + SLAB_MIN_SHIFT);
+}
+
+void *casgi__slab_alloc(casgi__slab_t *slab, size_t size)
+{
+    size_t need = size + SLAB_HEADER;
+    if (need < size)
+        return NULL;
+    size_t cls = 0;
+    while (cls < CASGI_SLAB_CLASSES && slab_class_size(cls) < need)
+        cls++;
+    char *block = cls < CASGI_SLAB_CLASSES
+                      ? casgi__pool_take(&slab->classes[cls], slab_class_size(cls))
+                      : malloc(need);
+    if (block == NULL)
+        return NULL;
+    memcpy(block, &cls, sizeof(cls));
+    return block + SLAB_HEADER;
+}
+
+void *casgi__slab_calloc(casgi__slab_t *slab, size_t n, size_t size)
+{
+    if (size && n > SIZE_MAX / size)
+        return NULL;
+    void *p = casgi__slab_alloc(slab, n * size);
+    if (p)
+        memset(p, 0, n * size);
+    return p;
+}
+
+static size_t slab_class_of(const void *ptr)
+{
+    size_t cls;
+    memcpy(&cls, (const char *)ptr - SLAB_HEADER, sizeof(cls));
+    return cls;
+}
+
+void casgi__slab_free(casgi__slab_t *slab, void *ptr)
+{
+    if (ptr == NULL)
+        return;
+    size_t cls = slab_class_of(ptr);
+    char *block = (char *)ptr - SLAB_HEADER;
+    if (cls < CASGI_SLAB_CLASSES)
+        casgi__pool_give(&slab->classes[cls], block);
+    else
+        free(block);
+}
+
+void *casgi__slab_realloc(casgi__slab_t *slab, void *ptr, size_t size)
+{
+    if (ptr == NULL)
+        return casgi__slab_alloc(slab, size);
+    size_t cls = slab_class_of(ptr);
+    if (cls < CASGI_SLAB_CLASSES && size + SLAB_HEADER <= slab_class_size(cls))
+        return ptr;
+    if (cls == SLAB_LARGE) {
+        char *block = realloc((char *)ptr - SLAB_HEADER, size + SLAB_HEADER);
+        return block ? block + SLAB_HEADER : NULL;
+    }
+    void *p = casgi__slab_alloc(slab, size);
+    if (p == NULL)
+        return NULL;
+    memcpy(p, ptr, slab_class_size(cls) - SLAB_HEADER);
+    casgi__slab_free(slab, ptr);
+    return p;
+}
+
+void casgi__slab_clear(casgi__slab_t *slab)
+{
+    for (size_t i = 0; i < CASGI_SLAB_CLASSES; i++)
+        casgi__pool_clear(&slab->classes[i]);
+}

@@ -50,6 +50,24 @@ void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b);
 /* Frees every block the pool holds. */
 void casgi__pool_clear(casgi__pool_t *pool);
 
+/*
+ * Small blocks by size class (64 B to 4 KiB, powers of two), each class a pool: the allocations a
+ * library makes and frees for every request (nghttp2's streams, frames and header copies) come
+ * from these free lists instead of malloc. Each block carries its class in a 16-byte header;
+ * larger requests go to malloc. Retention is bounded by each pool's max.
+ */
+#define CASGI_SLAB_CLASSES 7
+typedef struct casgi__slab_s {
+    casgi__pool_t classes[CASGI_SLAB_CLASSES];
+} casgi__slab_t;
+
+void casgi__slab_init(casgi__slab_t *slab, size_t max_per_class);
+void *casgi__slab_alloc(casgi__slab_t *slab, size_t size);
+void *casgi__slab_calloc(casgi__slab_t *slab, size_t n, size_t size);
+void *casgi__slab_realloc(casgi__slab_t *slab, void *ptr, size_t size);
+void casgi__slab_free(casgi__slab_t *slab, void *ptr);
+void casgi__slab_clear(casgi__slab_t *slab);
+
 /* Makes room for `extra` more bytes at the end. 0 or CASGI_ENOMEM. */
 int casgi__buf_reserve(casgi__buf_t *b, size_t extra);
 /* Appends bytes. 0 or CASGI_ENOMEM. */

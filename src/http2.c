@@ -1542,6 +1542,23 @@ static const casgi__proto_t proto = {
 
 /* ---- setup ------------------------------------------------------------------------------- */
 
+static void *mem_malloc(size_t size, void *data)
+{
+    return casgi__slab_alloc(data, size);
+}
+static void mem_free(void *ptr, void *data)
+{
+    casgi__slab_free(data, ptr);
+}
+static void *mem_calloc(size_t n, size_t size, void *data)
+{
+    return casgi__slab_calloc(data, n, size);
+}
+static void *mem_realloc(void *ptr, size_t size, void *data)
+{
+    return casgi__slab_realloc(data, ptr, size);
+}
+
 static int session_new(h2_t *h2)
 {
     nghttp2_session_callbacks *cbs;
@@ -1568,7 +1585,9 @@ static int session_new(h2_t *h2)
     nghttp2_option_set_no_closed_streams(opt, 1);
     /* nghttp2 rejects the 9th CONTINUATION by default (CVE-2024-28182); SETTINGS and PING floods
      * hit its outbound-ack limit (1000) and end with GOAWAY ENHANCE_YOUR_CALM. */
-    int rv = nghttp2_session_server_new2(&h2->session, cbs, h2, opt);
+    /* nghttp2 allocates and frees a handful of small blocks per stream: the server's slab */
+    nghttp2_mem mem = {&h2->server->slab, mem_malloc, mem_free, mem_calloc, mem_realloc};
+    int rv = nghttp2_session_server_new3(&h2->session, cbs, h2, opt, &mem);
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     return rv == 0 ? 0 : CASGI_ENOMEM;

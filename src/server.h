@@ -55,6 +55,7 @@ struct casgi_server_s {
     casgi__pool_t http1_states; /* of finished requests, for the next ones: keep-alive requests
                                    allocate nothing */
     casgi__pool_t h2_streams;   /* likewise for HTTP/2 streams */
+    casgi__slab_t slab;         /* small blocks for nghttp2 (its per-stream allocations) */
     void *state;                /* ASGI lifespan state shared into every scope */
 
     casgi__server_state_t phase;
