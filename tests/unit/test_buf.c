@@ -201,6 +201,66 @@ static void test_buf_reserve_refuses_impossible_sizes(void **state)
     casgi__buf_free(&b);
 }
 
+static void test_slab_reuses_a_freed_block_of_the_same_class(void **state)
+{
+    (void)state;
+    casgi__slab_t slab;
+    casgi__slab_init(&slab, 4);
+    char *a = casgi__slab_alloc(&slab, 40);
+    assert_non_null(a);
+    assert_int_equal((uintptr_t)a % 16, 0); /* aligned like malloc's */
+    memset(a, 'x', 40);
+    casgi__slab_free(&slab, a);
+    assert_int_equal(slab.classes[0].count, 1);
+    char *b = casgi__slab_alloc(&slab, 30); /* same 64-byte class: the same block comes back */
+    assert_ptr_equal(a, b);
+    assert_int_equal(slab.classes[0].count, 0);
+    casgi__slab_free(&slab, b);
+    casgi__slab_clear(&slab);
+    assert_int_equal(slab.classes[0].count, 0);
+}
+
+static void test_slab_realloc_keeps_bytes_across_classes_and_to_malloc(void **state)
+{
+    (void)state;
+    casgi__slab_t slab;
+    casgi__slab_init(&slab, 4);
+    unsigned char *p = casgi__slab_alloc(&slab, 10);
+    for (int i = 0; i < 10; i++)
+        p[i] = (unsigned char)i;
+    assert_ptr_equal(casgi__slab_realloc(&slab, p, 48), p); /* still fits its class */
+    p = casgi__slab_realloc(&slab, p, 1000);                /* a bigger class */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(p[i], i);
+    p = casgi__slab_realloc(&slab, p, 100000); /* beyond the classes: plain malloc */
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(p[i], i);
+    p[99999] = 7;
+    p = casgi__slab_realloc(&slab, p, 200000);
+    assert_int_equal(p[99999], 7);
+    casgi__slab_free(&slab, p);
+    unsigned char *z = casgi__slab_calloc(&slab, 10, 30);
+    for (int i = 0; i < 300; i++)
+        assert_int_equal(z[i], 0);
+    casgi__slab_free(&slab, z);
+    casgi__slab_free(&slab, NULL);
+    casgi__slab_clear(&slab);
+}
+
+static void test_slab_keeps_at_most_max_blocks_per_class(void **state)
+{
+    (void)state;
+    casgi__slab_t slab;
+    casgi__slab_init(&slab, 2);
+    void *blocks[5];
+    for (int i = 0; i < 5; i++)
+        blocks[i] = casgi__slab_alloc(&slab, 100);
+    for (int i = 0; i < 5; i++)
+        casgi__slab_free(&slab, blocks[i]);
+    assert_int_equal(slab.classes[1].count, 2); /* the rest went back to free() */
+    casgi__slab_clear(&slab);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +275,9 @@ int main(void)
         cmocka_unit_test(test_buf_pipelined_consumption_never_grows_past_the_live_bytes),
         cmocka_unit_test(test_buf_grows_to_large_sizes_keeping_every_byte),
         cmocka_unit_test(test_buf_reserve_refuses_impossible_sizes),
+        cmocka_unit_test(test_slab_reuses_a_freed_block_of_the_same_class),
+        cmocka_unit_test(test_slab_realloc_keeps_bytes_across_classes_and_to_malloc),
+        cmocka_unit_test(test_slab_keeps_at_most_max_blocks_per_class),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
