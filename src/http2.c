@@ -85,6 +85,7 @@ typedef struct stream_s {
     casgi__websocket_t *ws;
     struct ws_timer_s *ws_timer;
     size_t ws_unacked;        /* input received, not yet returned to the client's window */
+    int32_t send_window;      /* our window on this stream before a SETTINGS (on_begin_frame) */
     unsigned ws_finished : 1; /* websocket.c called finish(): END_STREAM after the output */
     unsigned ws_eof : 1;      /* the client's END_STREAM was reported */
     unsigned ws_input : 1;    /* input grew since the stream task last ran */
@@ -105,7 +106,8 @@ struct h2_s {
     unsigned final_goaway : 1;
     unsigned calm_logged : 1;
     unsigned settings_sent : 1;
-    unsigned num_open; /* request streams nghttp2 holds open */
+    unsigned num_open;           /* request streams nghttp2 holds open */
+    int32_t peer_initial_window; /* the client's SETTINGS_INITIAL_WINDOW_SIZE in force */
 };
 
 static const casgi__call_ops_t call_ops;
@@ -305,7 +307,18 @@ static int build_scope(stream_t *s)
     casgi__conn_t *conn = h2->conn;
     size_t root_len = strlen(server->root_path);
     int add_host = !s->has_host && s->authority.set;
-    if (casgi__buf_reserve(&s->head, s->path.len + 2 * root_len + 8) ||
+    /* RFC 9113 8.2.3: cookie crumbs are joined with "; " for an HTTP/1-style consumer */
+    size_t cookies = 0, cookie_len = 0;
+    for (size_t i = 0; i < s->num_fields; i++) {
+        field_t f;
+        memcpy(&f, s->fields.base + i * sizeof(f), sizeof(f));
+        if (f.name_len == 6 && memcmp(s->head.base + f.name_off, "cookie", 6) == 0) {
+            cookies++;
+            cookie_len += f.value_len + 2;
+        }
+    }
+    if (casgi__buf_reserve(&s->head,
+                           s->path.len + 2 * root_len + 8 + (cookies > 1 ? cookie_len : 0)) ||
         casgi__buf_reserve(&s->fields, add_host ? sizeof(field_t) : 0))
         return CASGI_ENOMEM;
     if (add_host) {
@@ -320,12 +333,38 @@ static int build_scope(stream_t *s)
     }
     char *base = s->head.base;
     casgi_header_t *headers = (casgi_header_t *)s->fields.base;
+    casgi_bytes_t authority = {base + s->authority.off, s->authority.len};
+    size_t kept = 0;
+    casgi_header_t *first_cookie = NULL;
     for (size_t i = 0; i < s->num_fields; i++) {
         field_t f;
         memcpy(&f, s->fields.base + i * sizeof(f), sizeof(f));
-        headers[i].name = (casgi_bytes_t){base + f.name_off, f.name_len};
-        headers[i].value = (casgi_bytes_t){base + f.value_off, f.value_len};
+        casgi_header_t hd = {{base + f.name_off, f.name_len}, {base + f.value_off, f.value_len}};
+        /* RFC 9113 8.3.1: a Host that names another target than :authority is malformed */
+        if (s->authority.set && CASGI_NAME_IS(hd.name, "host") &&
+            (hd.value.len != authority.len ||
+             !casgi__headers_name_is(hd.value, authority.base, authority.len)))
+            return CASGI_EHEADER;
+        if (cookies > 1 && CASGI_NAME_IS(hd.name, "cookie")) {
+            char *joined = base + s->head.len;
+            if (first_cookie != NULL) {
+                /* appended to the joined value, which grows in place at the end of head */
+                memcpy(joined, "; ", 2);
+                memcpy(joined + 2, hd.value.base, hd.value.len);
+                first_cookie->value.len += 2 + hd.value.len;
+                s->head.len += 2 + hd.value.len;
+                continue;
+            }
+            memcpy(joined, hd.value.base, hd.value.len);
+            hd.value.base = joined;
+            s->head.len += hd.value.len;
+            headers[kept] = hd;
+            first_cookie = &headers[kept++];
+            continue;
+        }
+        headers[kept++] = hd;
     }
+    s->num_fields = kept;
 
     casgi_scope_t *scope = &s->call.scope;
     scope->type = CASGI_SCOPE_HTTP;
@@ -346,6 +385,27 @@ static int build_scope(stream_t *s)
         nghttp2_session_get_remote_settings(h2->session, NGHTTP2_SETTINGS_ENABLE_PUSH))
         scope->extensions |= CASGI_EXT_HTTP_RESPONSE_PUSH;
     return 0;
+}
+
+static void respond_error(stream_t *s, int status, const char *why);
+
+/* Builds the scope, or answers the request itself: 1 when the app may have it. */
+static int scope_built(stream_t *s)
+{
+    int err = build_scope(s);
+    if (err == CASGI_EHEADER) {
+        /* a malformed request (RFC 9113 8.1.1): a stream error, no response */
+        CASGI_LOG(&s->h2->server->log, CASGI_LOG_WARNING,
+                  "Invalid HTTP/2 request received: host header differs from :authority");
+        nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+        wake_conn(s->h2);
+        return 0;
+    }
+    if (err != 0) {
+        respond_error(s, 500, "out of memory");
+        return 0;
+    }
+    return 1;
 }
 
 /* ---- response ---------------------------------------------------------------------------- */
@@ -810,10 +870,8 @@ static void dispatch(stream_t *s)
         open_websocket(s);
         return;
     }
-    if (build_scope(s) != 0) {
-        respond_error(s, 500, "out of memory");
+    if (!scope_built(s))
         return;
-    }
     if (casgi__server_over_limit(h2->server)) {
         respond_error(s, 503, "concurrency limit");
         return;
@@ -1106,10 +1164,8 @@ static void open_websocket(stream_t *s)
         respond_error(s, 400, "extended CONNECT for an unsupported protocol");
         return;
     }
-    if (build_scope(s) != 0) {
-        respond_error(s, 500, "out of memory");
+    if (!scope_built(s))
         return;
-    }
     if (casgi__server_over_limit(h2->server)) {
         respond_error(s, 503, "concurrency limit");
         return;
@@ -1233,6 +1289,8 @@ static void count_reset(h2_t *h2)
     }
 }
 
+static void check_initial_window(h2_t *h2, const nghttp2_settings *settings);
+
 static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *user)
 {
     h2_t *h2 = user;
@@ -1263,6 +1321,10 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
         }
         return 0;
     case NGHTTP2_RST_STREAM: count_reset(h2); return 0;
+    case NGHTTP2_SETTINGS:
+        if (!(frame->hd.flags & NGHTTP2_FLAG_ACK))
+            check_initial_window(h2, &frame->settings);
+        return 0;
     default: return 0;
     }
 }
@@ -1324,6 +1386,49 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     s->dispatch = 0;
     stream_unref(s);
     return 0;
+}
+
+/*
+ * RFC 9113 5.1.1: a new stream's identifier must be greater than every one the client used
+ * before, else PROTOCOL_ERROR for the connection. nghttp2 1.52 drops such a HEADERS silently when
+ * it no longer knows the stream, so the check is made here, on the frame header.
+ */
+static int on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *user)
+{
+    h2_t *h2 = user;
+    if (hd->type == NGHTTP2_HEADERS && (hd->stream_id & 1) &&
+        hd->stream_id <= nghttp2_session_get_last_proc_stream_id(session) &&
+        nghttp2_session_find_stream(session, hd->stream_id) == NULL)
+        nghttp2_session_terminate_session(session, NGHTTP2_PROTOCOL_ERROR);
+    if (hd->type == NGHTTP2_SETTINGS && !(hd->flags & NGHTTP2_FLAG_ACK))
+        for (casgi__list_t *n = h2->streams.next; n != &h2->streams; n = n->next) {
+            stream_t *s = container_of(n, stream_t, node);
+            if (s->open)
+                s->send_window = nghttp2_session_get_stream_remote_window_size(session, s->id);
+        }
+    return 0;
+}
+
+/*
+ * RFC 9113 6.9.2: a new SETTINGS_INITIAL_WINDOW_SIZE that pushes any stream's window past 2^31-1
+ * is a connection error FLOW_CONTROL_ERROR; nghttp2 1.52 resets just the stream. The windows
+ * were noted in on_begin_frame.
+ */
+static void check_initial_window(h2_t *h2, const nghttp2_settings *settings)
+{
+    for (size_t i = 0; i < settings->niv; i++) {
+        if (settings->iv[i].settings_id != NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE)
+            continue;
+        int64_t delta = (int64_t)settings->iv[i].value - h2->peer_initial_window;
+        h2->peer_initial_window = (int32_t)settings->iv[i].value;
+        for (casgi__list_t *n = h2->streams.next; n != &h2->streams; n = n->next) {
+            stream_t *s = container_of(n, stream_t, node);
+            if (s->open && (int64_t)s->send_window + delta > 0x7fffffff) {
+                nghttp2_session_terminate_session(h2->session, NGHTTP2_FLOW_CONTROL_ERROR);
+                return;
+            }
+        }
+    }
 }
 
 static int on_invalid_frame(nghttp2_session *session, const nghttp2_frame *frame, int error,
@@ -1574,15 +1679,13 @@ static int session_new(h2_t *h2)
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, on_invalid_frame);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame);
     nghttp2_session_callbacks_set_error_callback2(cbs, on_error);
     if (nghttp2_option_new(&opt) != 0) {
         nghttp2_session_callbacks_del(cbs);
         return CASGI_ENOMEM;
     }
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    /* No RFC 7540 priority tree (RFC 9113 deprecated it; SETTINGS_NO_RFC7540_PRIORITIES below),
-     * so closed streams need not be kept for it either: less work and memory per stream. */
-    nghttp2_option_set_no_closed_streams(opt, 1);
     /* nghttp2 rejects the 9th CONTINUATION by default (CVE-2024-28182); SETTINGS and PING floods
      * hit its outbound-ack limit (1000) and end with GOAWAY ENHANCE_YOUR_CALM. */
     /* nghttp2 allocates and frees a handful of small blocks per stream: the server's slab */
@@ -1604,7 +1707,6 @@ static int submit_settings(h2_t *h2)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->h2_stream_window},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)cfg->max_request_head},
         {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, cfg->ws ? 1u : 0u},
-        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (nghttp2_submit_settings(h2->session, NGHTTP2_FLAG_NONE, settings, ARRAY_SIZE(settings)))
         return CASGI_ENOMEM;
@@ -1630,6 +1732,7 @@ static h2_t *h2_new(casgi__conn_t *conn)
     casgi__list_init(&h2->task.node);
     casgi__list_init(&h2->streams);
     h2->reset_window_start = uv_now(conn->server->loop);
+    h2->peer_initial_window = 65535;
     if (session_new(h2) != 0 || submit_settings(h2) != 0) {
         if (h2->session)
             nghttp2_session_del(h2->session);
@@ -1677,6 +1780,8 @@ int casgi__http2_upgrade(casgi__conn_t *conn, const casgi_scope_t *scope, const 
         h2_unref(h2);
         return CASGI_EHEADER;
     }
+    h2->peer_initial_window = (int32_t)nghttp2_session_get_remote_settings(
+        h2->session, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
     /* stream 1 is the HTTP/1.1 request: its head and body, already complete */
     size_t off;
     int err = head_append(s, (const uint8_t *)scope->method.base, scope->method.len, &off);
