@@ -10,7 +10,7 @@ packages=(
   # demo apps
   libjansson-dev
   # test peers
-  curl python3 python3-websockets wrk procps
+  curl python3 python3-websockets python3-h2 nghttp2-client wrk procps
 )
 
 missing=()

@@ -62,8 +62,8 @@ typedef struct http1_s {
     unsigned shutting_down : 1;
     unsigned broken : 1; /* an error response is going out; parse nothing more */
     unsigned in_field_name : 1;
-    unsigned head_done : 1;  /* later header callbacks are chunked trailers: dropped */
-    unsigned ws_upgrade : 1; /* the head asks for a WebSocket: websocket.c takes the connection */
+    unsigned head_done : 1;   /* later header callbacks are chunked trailers: dropped */
+    unsigned ws_upgrade : 1;  /* the head asks for a WebSocket: websocket.c takes the connection */
     unsigned h2c_upgrade : 1; /* the request asks for h2c: collect its body, then http2.c takes
                                  the connection and serves it as stream 1 */
     unsigned response_started : 1;
@@ -114,7 +114,7 @@ static size_t fmt_hex(char *out, uint64_t v)
     return n;
 }
 
-static const char *reason_phrase(int status)
+const char *casgi__http_reason(int status)
 {
     switch (status) {
     case 100: return "Continue";
@@ -172,7 +172,7 @@ size_t casgi__http1_status_line(int status, char *out)
         LINE(404, "Not Found")
 #undef LINE
     }
-    const char *reason = reason_phrase(status);
+    const char *reason = casgi__http_reason(status);
     size_t n = 9;
     memcpy(out, "HTTP/1.1 ", 9);
     n += fmt_u64(out + n, (uint64_t)status);
@@ -295,7 +295,7 @@ static void respond_error(http1_t *h, int status, const char *why)
     }
     char line[64];
     size_t n = casgi__http1_status_line(status, line);
-    const char *reason = reason_phrase(status);
+    const char *reason = casgi__http_reason(status);
     char len[24];
     size_t body_len = strlen(reason) + 1;
     size_t len_n = fmt_u64(len, body_len);
@@ -992,7 +992,8 @@ static ssize_t decode_base64url(casgi_bytes_t in, uint8_t *out, size_t cap)
 
 /*
  * Answers 101 and hands the connection to http2.c, the request becoming stream 1 (RFC 7540 3.2).
- * Settings that do not decode mean the upgrade is ignored and the request served as HTTP/1.1.
+ * Settings that do not decode, or hold values out of range, mean the upgrade is ignored and the
+ * request served as HTTP/1.1.
  */
 static void upgrade_to_http2(http1_t *h)
 {
@@ -1003,7 +1004,7 @@ static void upgrade_to_http2(http1_t *h)
     for (size_t i = 0; i < scope->num_headers; i++)
         if (CASGI_NAME_IS(scope->headers[i].name, "http2-settings"))
             n = decode_base64url(scope->headers[i].value, settings, sizeof(settings));
-    if (n < 0 || n % 6 != 0) {
+    if (n < 0 || !casgi__http2_settings_valid(settings, (size_t)n)) {
         CASGI_LOG(&h->server->log, CASGI_LOG_INFO,
                   "Ignoring Upgrade: h2c with an invalid HTTP2-Settings header");
         h->h2c_upgrade = 0;
@@ -1013,7 +1014,8 @@ static void upgrade_to_http2(http1_t *h)
         return;
     }
     casgi__conn_read_stop(conn);
-    if (OUT_LIT(h, "HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"))
+    if (OUT_LIT(h,
+                "HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: h2c\r\n\r\n"))
         return;
     casgi_bytes_t body = {casgi__buf_data(&h->body), casgi__buf_size(&h->body)};
     if (casgi__http2_upgrade(conn, scope, settings, (size_t)n, body) != 0) {
@@ -1068,7 +1070,8 @@ static int parse(http1_t *h)
             upgrade_to_http2(h);
             return 1;
         }
-        /* An upgrade we do not speak (h2c for now): the request is served as plain HTTP. */
+        /* An upgrade we do not take (another protocol, or h2c declined by wants_h2c): the
+         * request is served as plain HTTP/1.1. */
         llhttp_resume_after_upgrade(&h->parser);
         break;
     default: {

@@ -16,6 +16,7 @@
 
 #include "call.h"
 #include "headers.h"
+#include "http1.h"
 #include "http2.h"
 #include "scope.h"
 #include "websocket.h"
@@ -410,48 +411,25 @@ static int scope_built(stream_t *s)
 
 /* ---- response ---------------------------------------------------------------------------- */
 
-/* Header names go out lower-case (RFC 9113 8.2); nghttp2 copies what it is given. */
-static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value, int lower)
+/*
+ * Appends one field to the array handed to nghttp2. nghttp2 copies the array, lower-casing the
+ * names on the way (RFC 9113 8.2), so the app's case and buffers may be passed as they are.
+ */
+static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value)
 {
-    casgi__buf_t *b = &h2->nv;
-    if (casgi__buf_reserve(b, sizeof(nghttp2_nv) + name.len))
+    if (casgi__buf_reserve(&h2->nv, sizeof(nghttp2_nv)))
         return CASGI_ENOMEM;
-    /* names are copied behind the array while it grows; fixed up in nv_array() */
     nghttp2_nv nv = {(uint8_t *)(uintptr_t)name.base, (uint8_t *)(uintptr_t)value.base, name.len,
                      value.len, NGHTTP2_NV_FLAG_NONE};
-    if (lower) {
-        for (size_t i = 0; i < name.len; i++)
-            if (name.base[i] >= 'A' && name.base[i] <= 'Z') {
-                nv.flags = 0xff; /* marks "needs a lowered copy" until nv_array() */
-                break;
-            }
-    }
-    memcpy(b->base + b->len, &nv, sizeof(nv));
-    b->len += sizeof(nv);
+    memcpy(h2->nv.base + h2->nv.len, &nv, sizeof(nv));
+    h2->nv.len += sizeof(nv);
     return 0;
 }
 
-/* The array built by nv_add(), with lowered copies of the names that need them. */
-static nghttp2_nv *nv_array(h2_t *h2, size_t *count, char *lowered, size_t lowered_cap)
+static nghttp2_nv *nv_array(h2_t *h2, size_t *count)
 {
-    nghttp2_nv *nva = (nghttp2_nv *)h2->nv.base;
-    size_t n = h2->nv.len / sizeof(nghttp2_nv);
-    size_t used = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (nva[i].flags != 0xff)
-            continue;
-        nva[i].flags = NGHTTP2_NV_FLAG_NONE;
-        if (used + nva[i].namelen > lowered_cap)
-            return NULL;
-        for (size_t k = 0; k < nva[i].namelen; k++) {
-            char c = (char)nva[i].name[k];
-            lowered[used + k] = c >= 'A' && c <= 'Z' ? (char)(c + 32) : c;
-        }
-        nva[i].name = (uint8_t *)lowered + used;
-        used += nva[i].namelen;
-    }
-    *count = n;
-    return nva;
+    *count = h2->nv.len / sizeof(nghttp2_nv);
+    return (nghttp2_nv *)h2->nv.base;
 }
 
 /* RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2. */
@@ -464,9 +442,6 @@ static int connection_specific(casgi_bytes_t name)
 
 static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *source, void *user);
-
-/* Lower-cased header names of one response; beyond this a response is refused. */
-#define LOWERED_MAX 8192
 
 typedef enum {
     HEAD_FINAL,         /* the response: :status, the app's fields, the server's defaults */
@@ -485,34 +460,32 @@ static int submit_head(stream_t *s, int status, const casgi_header_t *headers, s
                            (char)('0' + status % 10), 0};
     casgi__buf_clear(&h2->nv);
     int has_date = 0, has_server = 0;
-    if (nv_add(h2, CASGI_BYTES(":status"), (casgi_bytes_t){status_text, 3}, 0))
+    if (nv_add(h2, CASGI_BYTES(":status"), (casgi_bytes_t){status_text, 3}))
         return CASGI_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         casgi_bytes_t name = headers[i].name;
-        if (connection_specific(name))
+        /* RFC 9110 8.6: no Content-Length in a 204 (HTTP/1 drops it too) */
+        if (connection_specific(name) || (status == 204 && CASGI_NAME_IS(name, "content-length")))
             continue;
         has_date |= CASGI_NAME_IS(name, "date");
         has_server |= CASGI_NAME_IS(name, "server");
-        if (nv_add(h2, name, headers[i].value, 1))
+        if (nv_add(h2, name, headers[i].value))
             return CASGI_ENOMEM;
     }
     if (kind == HEAD_FINAL) {
         if (server->cfg.server_header && !has_server &&
-            nv_add(h2, CASGI_BYTES("server"), CASGI_BYTES("casgi"), 0))
+            nv_add(h2, CASGI_BYTES("server"), CASGI_BYTES("casgi")))
             return CASGI_ENOMEM;
         if (server->cfg.date_header && !has_date &&
             nv_add(h2, CASGI_BYTES("date"),
-                   (casgi_bytes_t){casgi__date_now(&server->date), CASGI_DATE_LEN}, 0))
+                   (casgi_bytes_t){casgi__date_now(&server->date), CASGI_DATE_LEN}))
             return CASGI_ENOMEM;
         for (size_t i = 0; i < server->cfg.num_headers; i++)
-            if (nv_add(h2, server->default_headers[i].name, server->default_headers[i].value, 1))
+            if (nv_add(h2, server->default_headers[i].name, server->default_headers[i].value))
                 return CASGI_ENOMEM;
     }
-    char lowered[LOWERED_MAX];
     size_t count;
-    nghttp2_nv *nva = nv_array(h2, &count, lowered, sizeof(lowered));
-    if (nva == NULL)
-        return CASGI_EHEADER;
+    nghttp2_nv *nva = nv_array(h2, &count);
     int rv;
     if (informational) {
         rv = nghttp2_submit_headers(h2->session, NGHTTP2_FLAG_NONE, s->id, NULL, nva, count, NULL);
@@ -549,24 +522,18 @@ static void respond_error(stream_t *s, int status, const char *why)
     casgi_server_t *server = s->call.server;
     CASGI_LOG(&server->log, CASGI_LOG_WARNING, "Invalid HTTP/2 request received (%d): %s", status,
               why);
-    static const char *const reasons[][2] = {
-        {"400", "Bad Request\n"},         {"405", "Method Not Allowed\n"},
-        {"414", "URI Too Long\n"},        {"431", "Request Header Fields Too Large\n"},
-        {"503", "Service Unavailable\n"}, {"500", "Internal Server Error\n"},
-    };
-    const char *body = "Error\n";
-    for (size_t i = 0; i < ARRAY_SIZE(reasons); i++)
-        if (atoi(reasons[i][0]) == status)
-            body = reasons[i][1];
+    /* the same body as HTTP/1's answer: the reason phrase and a newline */
+    const char *reason = casgi__http_reason(status);
+    size_t body_len = strlen(reason) + 1;
     char len[24];
-    snprintf(len, sizeof(len), "%zu", strlen(body));
+    snprintf(len, sizeof(len), "%zu", body_len);
     casgi_header_t headers[] = {
         {CASGI_BYTES("content-type"), CASGI_BYTES("text/plain; charset=utf-8")},
         {CASGI_BYTES("content-length"), CASGI_STR(len)},
     };
     s->call.status = status;
     s->no_body = 0;
-    if (casgi__buf_append(&s->out, body, strlen(body)) ||
+    if (casgi__buf_append(&s->out, reason, strlen(reason)) || casgi__buf_append(&s->out, "\n", 1) ||
         submit_head(s, status, headers, ARRAY_SIZE(headers), HEAD_FINAL) != 0) {
         nghttp2_submit_rst_stream(s->h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_INTERNAL_ERROR);
         return;
@@ -601,14 +568,11 @@ static int submit_trailers(stream_t *s)
         p += sizeof(lens);
         casgi_bytes_t name = {p, lens[0]}, value = {p + lens[0], lens[1]};
         p += lens[0] + lens[1];
-        if (nv_add(h2, name, value, 1))
+        if (nv_add(h2, name, value))
             return NGHTTP2_ERR_NOMEM;
     }
-    char lowered[LOWERED_MAX];
     size_t count;
-    nghttp2_nv *nva = nv_array(h2, &count, lowered, sizeof(lowered));
-    if (nva == NULL)
-        return NGHTTP2_ERR_NOMEM;
+    nghttp2_nv *nva = nv_array(h2, &count);
     return nghttp2_submit_trailer(h2->session, s->id, nva, count);
 }
 
@@ -743,12 +707,16 @@ static int write_early_hint(stream_t *s, const casgi_event_t *ev)
     size_t n = ev->early_hint.num_links;
     if (n == 0)
         return 0;
-    casgi_header_t links[32];
-    if (n > ARRAY_SIZE(links))
-        n = ARRAY_SIZE(links);
+    casgi_header_t small[16];
+    casgi_header_t *links = n <= ARRAY_SIZE(small) ? small : malloc(n * sizeof(*links));
+    if (links == NULL)
+        return CASGI_ENOMEM;
     for (size_t i = 0; i < n; i++)
         links[i] = (casgi_header_t){CASGI_BYTES("link"), ev->early_hint.links[i]};
-    return submit_head(s, 103, links, n, HEAD_INFORMATIONAL);
+    int err = submit_head(s, 103, links, n, HEAD_INFORMATIONAL);
+    if (links != small)
+        free(links);
+    return err;
 }
 
 static int start_pushed(stream_t *parent, const casgi_event_t *ev);
@@ -926,20 +894,17 @@ static int start_pushed(stream_t *parent, const casgi_event_t *ev)
         if (CASGI_NAME_IS(ps->headers[i].name, "host"))
             authority = ps->headers[i].value;
     casgi__buf_clear(&h2->nv);
-    if (nv_add(h2, CASGI_BYTES(":method"), CASGI_BYTES("GET"), 0) ||
-        nv_add(h2, CASGI_BYTES(":scheme"), CASGI_STR(ps->scheme), 0) ||
-        nv_add(h2, CASGI_BYTES(":path"), ev->push.path, 0) ||
-        (authority.len && nv_add(h2, CASGI_BYTES(":authority"), authority, 0)))
+    if (nv_add(h2, CASGI_BYTES(":method"), CASGI_BYTES("GET")) ||
+        nv_add(h2, CASGI_BYTES(":scheme"), CASGI_STR(ps->scheme)) ||
+        nv_add(h2, CASGI_BYTES(":path"), ev->push.path) ||
+        (authority.len && nv_add(h2, CASGI_BYTES(":authority"), authority)))
         return CASGI_ENOMEM;
     for (size_t i = 0; i < ev->push.num_headers; i++)
         if (!connection_specific(ev->push.headers[i].name) &&
-            nv_add(h2, ev->push.headers[i].name, ev->push.headers[i].value, 1))
+            nv_add(h2, ev->push.headers[i].name, ev->push.headers[i].value))
             return CASGI_ENOMEM;
-    char lowered[LOWERED_MAX];
     size_t count;
-    nghttp2_nv *nva = nv_array(h2, &count, lowered, sizeof(lowered));
-    if (nva == NULL)
-        return CASGI_EHEADER;
+    nghttp2_nv *nva = nv_array(h2, &count);
     stream_t *s = stream_new(h2, 0);
     if (s == NULL)
         return CASGI_ENOMEM;
@@ -963,10 +928,11 @@ static int start_pushed(stream_t *parent, const casgi_event_t *ev)
             head_append(s, nva[i].name, nva[i].namelen, &f.name_off) ||
             head_append(s, nva[i].value, nva[i].valuelen, &f.value_off))
             goto nomem;
+        casgi__headers_lower(s->head.base + f.name_off, f.name_len); /* scope names are */
         memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
         s->fields.len += sizeof(f);
         s->num_fields++;
-        s->has_host |= nva[i].namelen == 4 && memcmp(nva[i].name, "host", 4) == 0;
+        s->has_host |= f.name_len == 4 && memcmp(s->head.base + f.name_off, "host", 4) == 0;
     }
     int32_t id =
         nghttp2_submit_push_promise(h2->session, NGHTTP2_FLAG_NONE, parent->id, nva, count, s);
@@ -1137,14 +1103,7 @@ static void ws_gone(stream_t *s)
 /* What happened to the stream since its task last ran, told to websocket.c. */
 static void ws_events(stream_t *s)
 {
-    if (s->end_stream && !s->ws_eof) {
-        /* the client ended its side: for a WebSocket that is the connection going away */
-        s->ws_eof = 1;
-        casgi__websocket_on_read_error(s->ws, UV_EOF);
-        if (s->ws != NULL && !s->ws_finished)
-            ws_abort(s);
-        return;
-    }
+    /* input first: a close frame may share the DATA frame that ends the stream */
     if (s->ws_input) {
         s->ws_input = 0;
         casgi__websocket_on_read(s->ws);
@@ -1152,6 +1111,13 @@ static void ws_events(stream_t *s)
     if (s->ws != NULL && s->ws_drained) {
         s->ws_drained = 0;
         casgi__websocket_on_drain(s->ws);
+    }
+    if (s->ws != NULL && s->end_stream && !s->ws_eof) {
+        /* the client ended its side: for a WebSocket that is the connection going away */
+        s->ws_eof = 1;
+        casgi__websocket_on_read_error(s->ws, UV_EOF);
+        if (s->ws != NULL && !s->ws_finished)
+            ws_abort(s);
     }
 }
 
@@ -1279,7 +1245,8 @@ static void count_reset(h2_t *h2)
         h2->reset_window_start = now;
         h2->resets = 0;
     }
-    if (++h2->resets > h2->server->cfg.h2_max_resets && !h2->calm_logged) {
+    unsigned max = h2->server->cfg.h2_max_resets; /* 0: no limit, as for every limit */
+    if (max && ++h2->resets > max && !h2->calm_logged) {
         h2->calm_logged = 1;
         CASGI_LOG(&h2->server->log, CASGI_LOG_WARNING,
                   "HTTP/2 client reset more than %u streams in %d s (rapid reset): GOAWAY "
@@ -1377,6 +1344,10 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     s->open = 0;
     if (!s->pushed)
         h2->num_open--;
+    if (h2->shutting_down)
+        wake_conn(h2); /* perhaps the last stream: the final GOAWAY is due */
+    else if (h2->num_open == 0 && h2->conn != NULL)
+        casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_keep_alive); /* idle from now */
     ws_gone(s);
     if (s->call_live) {
         if (s->call.response != CASGI__RESPONSE_COMPLETE)
@@ -1686,8 +1657,9 @@ static int session_new(h2_t *h2)
         return CASGI_ENOMEM;
     }
     nghttp2_option_set_no_auto_window_update(opt, 1);
-    /* nghttp2 rejects the 9th CONTINUATION by default (CVE-2024-28182); SETTINGS and PING floods
-     * hit its outbound-ack limit (1000) and end with GOAWAY ENHANCE_YOUR_CALM. */
+    /* nghttp2 rejects the 9th CONTINUATION by default (CVE-2024-28182), and a client that floods
+     * SETTINGS or PING without reading the acks hits its outbound-ack limit (1000): the session
+     * fails and the connection closes. Before that, our high-water mark stops reading it. */
     /* nghttp2 allocates and frees a handful of small blocks per stream: the server's slab */
     nghttp2_mem mem = {&h2->server->slab, mem_malloc, mem_free, mem_calloc, mem_realloc};
     int rv = nghttp2_session_server_new3(&h2->session, cbs, h2, opt, &mem);
@@ -1761,6 +1733,23 @@ int casgi__http2_attach(casgi__conn_t *conn)
     }
     attach(conn, h2);
     return 0;
+}
+
+int casgi__http2_settings_valid(const uint8_t *payload, size_t len)
+{
+    if (len % 6 != 0)
+        return 0;
+    for (const uint8_t *e = payload; e < payload + len; e += 6) {
+        unsigned id = (unsigned)e[0] << 8 | e[1];
+        uint32_t v = (uint32_t)e[2] << 24 | (uint32_t)e[3] << 16 | (uint32_t)e[4] << 8 | e[5];
+        /* RFC 9113 6.5.2's ranges */
+        if ((id == NGHTTP2_SETTINGS_ENABLE_PUSH && v > 1) ||
+            (id == NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE && v > 0x7fffffff) ||
+            (id == NGHTTP2_SETTINGS_MAX_FRAME_SIZE && (v < 16384 || v > 16777215)) ||
+            (id == NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL && v > 1))
+            return 0;
+    }
+    return 1;
 }
 
 int casgi__http2_upgrade(casgi__conn_t *conn, const casgi_scope_t *scope, const uint8_t *settings,

@@ -10,6 +10,9 @@
 /* Serves the connection as HTTP/2 from its first byte (prior knowledge). 0 or CASGI_ENOMEM. */
 int casgi__http2_attach(casgi__conn_t *conn);
 
+/* 1 when a SETTINGS payload (an h2c upgrade's HTTP2-Settings) is well-formed and in range. */
+int casgi__http2_settings_valid(const uint8_t *payload, size_t len);
+
 /*
  * Serves the connection as HTTP/2 after http1.c answered "101 Switching Protocols" to
  * "Upgrade: h2c" (RFC 7540 3.2): `settings` is the decoded HTTP2-Settings payload, and the

@@ -79,7 +79,7 @@ typedef struct casgi_config_s {
      * receives; bounds what a slow app buffers per stream. Default 65535 (RFC 9113's initial). */
     uint32_t h2_stream_window;
     /* Streams the client may reset per 10 s before the connection gets GOAWAY ENHANCE_YOUR_CALM
-     * (the rapid-reset attack, CVE-2023-44487); default 200. */
+     * (the rapid-reset attack, CVE-2023-44487); 0 = no limit; default 200. */
     unsigned h2_max_resets;
 
     /* response headers */

@@ -1600,6 +1600,132 @@ static void on_ws_connect_event(casgi_call_t *call, int status, const casgi_even
 }
 
 /* ------------------------------------------------------------------------------------------- */
+/* HTTP/2 routes (tests/integration/test_http2.py)                                              */
+/* ------------------------------------------------------------------------------------------- */
+
+/* /hold-body/N: parks without receiving (so HTTP/2 flow control stalls the upload) until GET
+ * /release-body or N ms (default 10000), then reads the body and answers like /read-body. */
+static req_t *g_held[32];
+static unsigned g_num_held;
+
+static void hold_release(req_t *r)
+{
+    unsigned i;
+
+    for (i = 0; i < g_num_held; i++) {
+        if (g_held[i] == r) {
+            g_held[i] = g_held[--g_num_held];
+            break;
+        }
+    }
+    uv_timer_stop(&r->timer);
+    say("hold-body released");
+    read_body(r, read_body_done);
+}
+
+static void on_hold_timer(uv_timer_t *t)
+{
+    hold_release(t->data);
+}
+
+static void route_hold_body(req_t *r)
+{
+    if (g_num_held == sizeof(g_held) / sizeof(g_held[0])) {
+        respond_and_finish(r, 503, "too many held", 13);
+        return;
+    }
+    g_held[g_num_held++] = r;
+    start_timer(r, r->param ? r->param : 10000, on_hold_timer);
+    say("hold-body parked");
+}
+
+static void route_release_body(req_t *r)
+{
+    char body[64];
+    unsigned n = 0;
+
+    while (g_num_held > 0) {
+        hold_release(g_held[g_num_held - 1]);
+        n++;
+    }
+    snprintf(body, sizeof(body), "released=%u", n);
+    respond_and_finish(r, 200, body, strlen(body));
+}
+
+/* /early-hint: http.response.early_hint with two links (sent whether or not the scope lists the
+ * extension), then 200 "early_hint=RC ext=0|1". */
+static void route_early_hint(req_t *r)
+{
+    const casgi_bytes_t links[] = {
+        CASGI_BYTES("</style.css>; rel=preload; as=style"),
+        CASGI_BYTES("</script.js>; rel=preload; as=script"),
+    };
+    casgi_event_t ev = {.type = CASGI_EVENT_HTTP_RESPONSE_EARLY_HINT};
+    char body[64];
+    int rc;
+
+    ev.early_hint.links = links;
+    ev.early_hint.num_links = 2;
+    rc = casgi_send(r->call, &ev, NULL, NULL);
+    record("early-hint: early_hint=%d", rc);
+    snprintf(body, sizeof(body), "early_hint=%d ext=%d", rc,
+             (r->scope->extensions & CASGI_EXT_HTTP_RESPONSE_EARLY_HINT) ? 1 : 0);
+    respond_and_finish(r, 200, body, strlen(body));
+}
+
+/* /push: when the scope offers CASGI_EXT_HTTP_RESPONSE_PUSH, starts a 200, pushes GET /ok (with
+ * "x-pushed-by: push"), and ends with "push=RC"; without the extension: "push=absent". */
+static void route_push(req_t *r)
+{
+    static const casgi_header_t h[] = {{{"content-type", 12}, {"text/plain", 10}}};
+    static const casgi_header_t ph[] = {{{"x-pushed-by", 11}, {"push", 4}}};
+    casgi_event_t ev = {.type = CASGI_EVENT_HTTP_RESPONSE_PUSH};
+    char body[64];
+    int rc;
+
+    if (!(r->scope->extensions & CASGI_EXT_HTTP_RESPONSE_PUSH)) {
+        respond_and_finish(r, 200, "push=absent", 11);
+        return;
+    }
+    rc = send_start(r, 200, h, 1, 0);
+    if (rc != 0) {
+        record("push: start=%d", rc);
+        finish(r, rc);
+        return;
+    }
+    ev.push.path = CASGI_BYTES("/ok");
+    ev.push.headers = ph;
+    ev.push.num_headers = 1;
+    rc = casgi_send(r->call, &ev, NULL, NULL);
+    record("push: push=%d", rc);
+    snprintf(body, sizeof(body), "push=%d", rc);
+    rc = send_body(r, body, strlen(body), 0, NULL);
+    if (rc != 0)
+        record("push: body=%d", rc);
+    finish(r, 0);
+}
+
+/* /h2-conn-headers: connection-specific and upper-case header names from the app. */
+static void route_h2_conn_headers(req_t *r)
+{
+    static const casgi_header_t h[] = {
+        {{"Connection", 10}, {"close", 5}},
+        {{"Keep-Alive", 10}, {"timeout=5", 9}},
+        {{"X-Upper-Case", 12}, {"Yes", 3}},
+        {{"Content-Length", 14}, {"2", 1}},
+    };
+    int rc = send_start(r, 200, h, 4, 0);
+
+    if (rc == 0)
+        rc = send_body(r, "ok", 2, 0, NULL);
+    if (rc != 0)
+        record("h2-conn-headers: send=%d", rc);
+    finish(r, 0);
+}
+
+/* ---- end of the HTTP/2 routes ------------------------------------------------------------- */
+
+/* ------------------------------------------------------------------------------------------- */
 /* Dispatch                                                                                     */
 /* ------------------------------------------------------------------------------------------- */
 
@@ -1649,6 +1775,12 @@ static const route_t routes[] = {
     {"/read-after-response", route_read_after_response, 0},
     {"/ws-release", route_ws_release, 0},
     {"/ws-stats", route_ws_stats, 0},
+    /* HTTP/2 routes (test_http2.py) */
+    {"/hold-body", route_hold_body, 1},
+    {"/release-body", route_release_body, 0},
+    {"/early-hint", route_early_hint, 0},
+    {"/push", route_push, 0},
+    {"/h2-conn-headers", route_h2_conn_headers, 0},
 };
 
 static void route_not_found(req_t *r)
