@@ -328,7 +328,9 @@ static int build_scope(stream_t *s)
         size_t off;
         head_append(s, (const uint8_t *)"host", 4, &off); /* room reserved above */
         f.name_off = off;
-        memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
+        /* first, as ASGI puts it */
+        memmove(s->fields.base + sizeof(f), s->fields.base, s->fields.len);
+        memcpy(s->fields.base, &f, sizeof(f));
         s->fields.len += sizeof(f);
         s->num_fields++;
     }
