@@ -21,6 +21,24 @@
 #include "scope.h"
 #include "websocket.h"
 
+/*
+ * nghttp2 1.60 replaced the ssize_t API with nghttp2_ssize and "*2" functions and deprecated the
+ * old names; Debian 12 ships 1.52. The difference lives here and nowhere else.
+ */
+#if NGHTTP2_VERSION_NUM >= 0x013c00
+typedef nghttp2_ssize h2_ssize_t;
+typedef nghttp2_data_provider2 h2_data_provider_t;
+#define h2_submit_response nghttp2_submit_response2
+#define h2_session_mem_recv nghttp2_session_mem_recv2
+#define h2_callbacks_set_send nghttp2_session_callbacks_set_send_callback2
+#else
+typedef ssize_t h2_ssize_t;
+typedef nghttp2_data_provider h2_data_provider_t;
+#define h2_submit_response nghttp2_submit_response
+#define h2_session_mem_recv nghttp2_session_mem_recv
+#define h2_callbacks_set_send nghttp2_session_callbacks_set_send_callback
+#endif
+
 /* How long the window for counting client resets is (the rapid-reset defence). */
 #define RESET_WINDOW_MS 10000
 
@@ -442,8 +460,8 @@ static int connection_specific(casgi_bytes_t name)
            CASGI_NAME_IS(name, "upgrade");
 }
 
-static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
-                         uint32_t *flags, nghttp2_data_source *source, void *user);
+static h2_ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *source, void *user);
 
 typedef enum {
     HEAD_FINAL,         /* the response: :status, the app's fields, the server's defaults */
@@ -492,8 +510,8 @@ static int submit_head(stream_t *s, int status, const casgi_header_t *headers, s
     if (informational) {
         rv = nghttp2_submit_headers(h2->session, NGHTTP2_FLAG_NONE, s->id, NULL, nva, count, NULL);
     } else {
-        nghttp2_data_provider provider = {.source.ptr = s, .read_callback = data_read};
-        rv = nghttp2_submit_response(h2->session, s->id, nva, count, s->no_body ? NULL : &provider);
+        h2_data_provider_t provider = {.source.ptr = s, .read_callback = data_read};
+        rv = h2_submit_response(h2->session, s->id, nva, count, s->no_body ? NULL : &provider);
         s->submitted = rv == 0;
     }
     if (rv != 0)
@@ -583,8 +601,8 @@ static int submit_trailers(stream_t *s)
  * resumed by the next send; the app's send callback follows what this takes (the stream's window
  * and our buffer), not the socket.
  */
-static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
-                         uint32_t *flags, nghttp2_data_source *source, void *user)
+static h2_ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
+                            uint32_t *flags, nghttp2_data_source *source, void *user)
 {
     (void)session;
     (void)id;
@@ -610,13 +628,13 @@ static ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, siz
                 return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
         }
-        return (ssize_t)n;
+        return (h2_ssize_t)n;
     }
     if (n == 0) {
         s->deferred = 1;
         return NGHTTP2_ERR_DEFERRED;
     }
-    return (ssize_t)n;
+    return (h2_ssize_t)n;
 }
 
 static void resume(stream_t *s)
@@ -1171,8 +1189,8 @@ static void advertise_limit(h2_t *h2, uint8_t *frame, size_t length)
         }
 }
 
-static ssize_t send_callback(nghttp2_session *session, const uint8_t *data, size_t length,
-                             int flags, void *user)
+static h2_ssize_t send_callback(nghttp2_session *session, const uint8_t *data, size_t length,
+                                int flags, void *user)
 {
     (void)session;
     (void)flags;
@@ -1188,7 +1206,7 @@ static ssize_t send_callback(nghttp2_session *session, const uint8_t *data, size
         return NGHTTP2_ERR_CALLBACK_FAILURE;
     if (!h2->settings_sent)
         advertise_limit(h2, (uint8_t *)conn->wbuf.base + at, length);
-    return (ssize_t)length;
+    return (h2_ssize_t)length;
 }
 
 static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, const uint8_t *data,
@@ -1471,8 +1489,8 @@ static void run(h2_t *h2)
     h2->refs++;
     casgi__buf_t *rbuf = &conn->rbuf;
     if (casgi__buf_size(rbuf) > 0 && !conn->lingering && !conn->close_after_flush) {
-        ssize_t n = nghttp2_session_mem_recv(h2->session, (const uint8_t *)casgi__buf_data(rbuf),
-                                             casgi__buf_size(rbuf));
+        h2_ssize_t n = h2_session_mem_recv(h2->session, (const uint8_t *)casgi__buf_data(rbuf),
+                                           casgi__buf_size(rbuf));
         if (n < 0) {
             if (n == NGHTTP2_ERR_BAD_CLIENT_MAGIC)
                 CASGI_LOG(&h2->server->log, CASGI_LOG_WARNING,
@@ -1643,7 +1661,7 @@ static int session_new(h2_t *h2)
     nghttp2_option *opt;
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         return CASGI_ENOMEM;
-    nghttp2_session_callbacks_set_send_callback(cbs, send_callback);
+    h2_callbacks_set_send(cbs, send_callback);
     nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
