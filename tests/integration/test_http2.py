@@ -776,6 +776,41 @@ class ManyStreams(H2TestCase):
         self.assertIsNone(c.terminated)
 
 
+class Nghttp(H2TestCase):
+    """nghttp (nghttp2-client), the reference client: prior knowledge, upgrade, many requests."""
+
+    def nghttp(self, *args):
+        if shutil.which("nghttp") is None:
+            self.skipTest("nghttp not installed")
+        p = subprocess.run(["nghttp", *args], capture_output=True, timeout=60 * SCALE)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        return p.stdout.decode("latin-1")
+
+    def test_prior_knowledge_get(self):
+        self.assertEqual(self.nghttp(f"http://127.0.0.1:{self.port}/ok"), "ok")
+
+    def test_upgrade_post_is_echoed(self):
+        path = os.path.join(self.srv.dir, "body.txt")
+        with open(path, "wb") as f:
+            f.write(b"through the upgrade\n")
+        out = self.nghttp("-u", "-d", path, f"http://127.0.0.1:{self.port}/echo")
+        self.assertEqual(out, "through the upgrade\n")
+
+    def test_settings_and_trailers_on_the_wire(self):
+        out = self.nghttp("-v", f"http://127.0.0.1:{self.port}/trailers")
+        self.assertIn("[SETTINGS_ENABLE_CONNECT_PROTOCOL(0x08):1]", out)
+        self.assertIn("[SETTINGS_MAX_CONCURRENT_STREAMS(0x03):100]", out)
+        self.assertRegex(out, r"recv \(stream_id=\d+\) x-checksum: abcdef")
+        # the trailers end the stream: HEADERS with END_STREAM (0x01) | END_HEADERS (0x04)
+        self.assertRegex(out, r"recv HEADERS frame <length=\d+, flags=0x05, stream_id=\d+>")
+
+    def test_ten_requests_on_one_connection(self):
+        out = self.nghttp("-s", "-m", "10", f"http://127.0.0.1:{self.port}/ok")
+        self.assertTrue(out.startswith("ok" * 10), out)
+        self.assertEqual(len([l for l in out.splitlines() if l.rstrip().endswith(" 200    2 /ok")]),
+                         10, out)
+
+
 class FlowControl(H2TestCase):
     def test_upload_waits_for_the_app_and_stalls_only_its_stream(self):
         c = self.client()
