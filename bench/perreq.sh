@@ -10,7 +10,11 @@
 #   ka      HTTP/1.1 keep-alive, one request at a time     (h2load --h1 -m1)
 #   pipe16  HTTP/1.1, 16 requests in flight, pipelined     (h2load --h1 -m16)
 #   h2c     HTTP/2 prior knowledge, 16 concurrent streams  (h2load -m16), where the server has it
+#           (uvicorn has none; any other server that does not answer h2c is reported as failed)
 # nginx runs as a single process (master_process off) so the worker is the process measured.
+# The callgrind profiles stay in BENCH_OUT/callgrind/SERVER-LOAD-N.out (one per process, .PID
+# appended, if the server ran more than one), for callgrind_annotate, or for bench/cgdiff.py,
+# which gives the marginal instructions per request of each function from the N1 and N2 ones.
 #
 # Environment (defaults in brackets):
 #   BENCH_N1 / BENCH_N2                 request counts [2000 / 4000]
@@ -18,6 +22,8 @@
 #                                       CPython runs about 50x slower there
 #   BENCH_SERVERS [casgi nginx h2o uvicorn]   BENCH_PERREQ_LOADS [ka pipe16 h2c]
 #   BENCH_TOOLS   [callgrind strace]          BENCH_OUT [build/bench/results]
+#   BENCH_ONLY    h2: BENCH_PERREQ_LOADS=h2c, BENCH_SERVERS="casgi nginx h2o" and
+#                 BENCH_OUT=build/bench/results-h2 unless set (as for bench/compare.sh --only h2)
 set -euo pipefail
 # shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
@@ -44,6 +50,8 @@ mkdir -p "$BENCH_OUT"
     bench_machine
 } >"$BENCH_OUT/meta.tsv"
 CSV=$BENCH_OUT/perreq.csv
+mkdir -p "$BENCH_OUT/callgrind"
+rm -f "$BENCH_OUT"/callgrind/*.out "$BENCH_OUT"/callgrind/*.out.*
 printf 'server,load,tool,n1,n2,total1,total2,per_request,note\n' >"$CSV"
 
 # measure SERVER LOAD TOOL N: starts SERVER under TOOL, sends N requests, stops it cleanly and
@@ -96,9 +104,17 @@ measure() {
         return 1
     fi
     MEASURE_TOTAL=$total
+    if [ "$tool" = callgrind ]; then
+        local profiles=("$dir"/callgrind.out.*) f
+        if [ ${#profiles[@]} -eq 1 ]; then
+            cp "${profiles[0]}" "$BENCH_OUT/callgrind/$s-$load-$n.out"
+        else
+            for f in "${profiles[@]}"; do cp "$f" "$BENCH_OUT/callgrind/$s-$load-$n.out.${f##*.}"; done
+        fi
+    fi
 }
 
-declare -A H2C
+declare -A H2C H2C_WHY
 for s in $BENCH_SERVERS; do
     # A plain start first: is the server there at all, and does it speak h2c?
     if ! bench_start "$s" trace; then
@@ -107,11 +123,13 @@ for s in $BENCH_SERVERS; do
         continue
     fi
     H2C[$s]=0
-    bench_h2c_works "$SRV_H2C_PORT" && H2C[$s]=1
+    bench_h2c_check "$s" "$SRV_H2C_PORT" && H2C[$s]=1
+    H2C_WHY[$s]=$SRV_H2C_NOTE
     bench_stop "$SRV_PID" "$SRV_STOP_SIG" 30 || true
     for load in $BENCH_PERREQ_LOADS; do
         if [ "$load" = h2c ] && [ "${H2C[$s]}" = 0 ]; then
-            printf '%s,%s,,,,,,,"n/a: no h2c"\n' "$s" "$load" >>"$CSV"
+            bench_log "$s h2c: ${H2C_WHY[$s]}"
+            printf '%s,%s,,,,,,,"%s"\n' "$s" "$load" "${H2C_WHY[$s]//\"/\'}" >>"$CSV"
             continue
         fi
         for tool in $BENCH_TOOLS; do

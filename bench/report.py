@@ -29,10 +29,15 @@ LOADS = {
     "pipe16": ("pipelined x16, 64 connections", False),
     "close": ("Connection: close, 64 connections", False),
     "h2c": ("h2c, 64 connections x 16 streams", False),
+    "h2c1x100": ("h2c, 1 connection x 100 streams", False),
     "ws64": ("WebSocket echo, 64 B messages, 64 connections", True),
     "ws4k": ("WebSocket echo, 4 KiB messages, 64 connections", True),
 }
 WS_LOADS = ("ws64", "ws4k")  # figures in messages/s, against uvicorn with websockets only
+H2_LOADS = ("h2c", "h2c1x100")  # h2load: a mean per request, no percentiles; uvicorn has no h2c
+# A run during which other processes took more than this of the two pinned CPUs (in cores) is
+# marked: its figures say more about the machine than about the servers.
+BUSY_OTHER_CPU = 0.10
 
 # Same-run targets from issue 5: load -> {peer: minimum ratio casgi / peer}.
 RATIO_TARGETS = {
@@ -40,7 +45,7 @@ RATIO_TARGETS = {
     "ka256": {"nginx": 1.0, "uvicorn": 3.0},
     "pipe16": {"nginx": 2.0, "uvicorn": 3.0},
     "close": {"nginx": 1.0, "uvicorn": 3.0},
-    "h2c": {"h2o": 1.2, "uvicorn": 3.0},
+    "h2c": {"h2o": 1.2},  # uvicorn has no HTTP/2, so its 3x does not apply
     "ws64": {"uvicorn": 5.0},
     "ws4k": {"uvicorn": 5.0},
 }
@@ -152,15 +157,43 @@ class Throughput:
         return "failed" if note else "—"
 
 
+def busy(run):
+    """What other processes took of the pinned CPUs during RUN (cores), if over BUSY_OTHER_CPU."""
+    other = num(run.get("other_cpu")) if run else None  # absent from older results
+    return other if other is not None and other > BUSY_OTHER_CPU else None
+
+
 def throughput_tables(tp, versions):
     """The HTTP table, the WebSocket echo table and the table of casgi's ratios."""
-    main = throughput_table(tp, versions, [ld for ld in tp.loads() if ld not in WS_LOADS],
-                            "req/s")
+    http_loads = [ld for ld in tp.loads() if ld not in WS_LOADS]
+    ws_loads = [ld for ld in tp.loads() if ld in WS_LOADS]
+    main = throughput_table(tp, versions, http_loads, "req/s")
+    notes = []
     if "pipe16" in tp.loads():
-        main += ("\n\n\\* wrk's percentiles are unusable when pipelining (they read 0), so the mean "
-                 "latency of a 16-request batch is shown instead.")
-    ws = throughput_table(tp, versions, [ld for ld in tp.loads() if ld in WS_LOADS], "msg/s")
+        notes.append("\\* wrk's percentiles are unusable when pipelining (they read 0), so the "
+                     "mean latency of a 16-request batch is shown instead.")
+    if any(tp.median(s, ld) for ld in H2_LOADS for s in tp.servers()):
+        notes.append("† h2load gives only the minimum, maximum, mean and standard deviation of "
+                     "the request time; its per-request log, the one way to percentiles, costs "
+                     "the client about a third of its throughput, so the mean is shown instead.")
+    notes += busy_note(tp, http_loads)
+    if notes:
+        main += "\n\n" + "\n".join(notes)
+    ws = throughput_table(tp, versions, ws_loads, "msg/s")
+    if ws and busy_note(tp, ws_loads):
+        ws += "\n\n" + "\n".join(busy_note(tp, ws_loads))
     return main, ws, ratio_table(tp)
+
+
+def busy_note(tp, loads):
+    """The footnote for the figures marked ‡ among LOADS, if any."""
+    worst = [busy(tp.median(s, ld)) for ld in loads for s in tp.servers()]
+    worst = [b for b in worst if b]
+    if not worst:
+        return []
+    return [f"‡ other processes (a test suite, another benchmark) took up to "
+            f"{max(worst) * 100:.0f}% of a core on the two pinned CPUs during that run: its "
+            "figures, and the ratios drawn from them, are not to be trusted."]
 
 
 def throughput_table(tp, versions, loads, unit):
@@ -172,25 +205,33 @@ def throughput_table(tp, versions, loads, unit):
             if run is None:
                 if load in WS_LOADS and tp.missing(s, load) == "n/a":
                     continue  # no WebSocket echo in that server's configuration
-                rows.append([label, name(s, versions), tp.missing(s, load), "", "", "", "", ""])
+                rows.append([label, name(s, versions), tp.missing(s, load), "", "", "", "", "",
+                             ""])
                 continue
             rps, share = float(run["rps"]), num(run["cpu_share"])
+            client = num(run.get("client_cpu_share"))  # absent from older results
             per_core = rps / share if share and share > 0.01 else None
             ratio = ""
             if s != "casgi" and tp.figure("casgi", load) and tp.figure(s, load):
                 ratio = f"{tp.figure('casgi', load) / tp.figure(s, load):.2f}x"
             nruns = len(tp.runs[(s, load)])
+            shown = f"{rps:,.0f}"
+            if nruns != tp.nruns[(s, load)]:
+                shown += f" ({nruns} of {tp.nruns[(s, load)]} runs)"
+            if busy(run):
+                shown += " ‡"
             rows.append([
-                label, name(s, versions), f"{rps:,.0f}" + ("" if nruns == tp.nruns[(s, load)]
-                                                          else f" ({nruns} of {tp.nruns[(s, load)]} runs)"),
-                run["p99_ms"] or (f"mean {run['mean_ms']}*" if run["mean_ms"] else "—"),
+                label, name(s, versions), shown,
+                run["p99_ms"] or (f"mean {run['mean_ms']}{'†' if load in H2_LOADS else '*'}"
+                                  if run["mean_ms"] else "—"),
                 tp.errors.get((s, load), 0),
                 f"{share * 100:.0f}%" if share is not None else "—",
+                f"{client * 100:.0f}%" if client is not None else "—",
                 f"{per_core:,.0f}" if per_core else "—", ratio])
     if not rows:
         return ""
     return table(["load", "server", f"{unit} (median)", "p99 ms", "errors (all runs)",
-                  "server CPU", f"{unit} per server core", "casgi ÷ server"], rows)
+                  "server CPU", "client CPU", f"{unit} per server core", "casgi ÷ server"], rows)
 
 
 def shortfall(ratio, target):
@@ -220,9 +261,15 @@ def ratio_table(tp):
                 if target:
                     cell += (f" ✓ (≥ {target:g}x)" if r >= target
                              else f" ✗ (target {target:g}x, short by {shortfall(r, target)})")
+                if busy(tp.median("casgi", load)) or busy(tp.median(peer, load)):
+                    cell += " ‡"
             row.append(cell)
         ratio_rows.append(row)
-    return table(["load", "compared"] + [f"casgi ÷ {p}" for p in peers], ratio_rows)
+    text = table(["load", "compared"] + [f"casgi ÷ {p}" for p in peers], ratio_rows)
+    if any(" ‡" in c for row in ratio_rows for c in row):
+        text += ("\n\n‡ from a run during which other processes took part of the pinned CPUs "
+                 "(see the tables above)")
+    return text
 
 
 def name(server, versions):
@@ -253,8 +300,9 @@ def perreq_table(rows, versions):
     if not servers:
         return "", []
     out = []
+    tools = {r["tool"] for r in rows if r["tool"]}
     for load, tool, label, target in PERREQ_ROWS:
-        if not any(r["load"] == load for r in rows):
+        if not any(r["load"] == load for r in rows) or (tools and tool not in tools):
             continue
         row = [label]
         for s in servers:
@@ -286,7 +334,8 @@ def perreq_table(rows, versions):
                          f"; the others {rows_n(rows)}/{rows_n(rows, 'n2')}), to keep the run "
                          "short: at about 15 times the others' instructions per request, a "
                          "Python server is slow under callgrind.")
-    failures = [f"{' '.join(k)}: {v}" for k, v in notes.items() if k[2]]
+    failures = [f"{' '.join(x for x in k if x)}: {v}" for k, v in notes.items()
+                if not v.startswith("n/a")]
     footnotes += [f"- {f}" for f in failures]
     return text, footnotes
 
@@ -373,8 +422,8 @@ def write_chart(tp, perreq_rows, out_dir, png):
         f.write("load " + " ".join(servers) + "\n")
         for load in (tp.loads() if tp else []):
             label = {"ka64": "keep-alive-64*", "ka256": "keep-alive-256*", "pipe16": "pipelined-x16",
-                     "close": "Connection:close", "h2c": "h2c-m16", "ws64": "ws-echo-64B",
-                     "ws4k": "ws-echo-4KiB"}[load]
+                     "close": "Connection:close", "h2c": "h2c-64x16", "h2c1x100": "h2c-1x100",
+                     "ws64": "ws-echo-64B", "ws4k": "ws-echo-4KiB"}[load]
             if LOADS[load][1] and not label.endswith("*"):
                 label += "*"
             vals = [tp.figure(s, load) for s in servers]
@@ -385,7 +434,8 @@ def write_chart(tp, perreq_rows, out_dir, png):
     for tool, fname in (("callgrind", "instructions.dat"), ("strace", "syscalls.dat")):
         with open(os.path.join(out_dir, fname), "w") as f:
             f.write("load " + " ".join(servers) + "\n")
-            for load, label in (("ka", "keep-alive"), ("pipe16", "pipelined-x16"), ("h2c", "h2c-m16")):
+            for load, label in (("ka", "keep-alive"), ("pipe16", "pipelined-x16"),
+                                ("h2c", "h2c-m16")):
                 vals = [by.get((s, load, tool)) for s in servers]
                 tallest[fname] = max([tallest[fname]] + [v for v in vals if v])
                 f.write(label + " " + " ".join("NaN" if v is None else f"{v:.3f}" for v in vals)
@@ -502,12 +552,17 @@ across runs. `bench/README.md` says what each load measures.
 ## Throughput
 
 {runs} runs of {duration} s per load and server, interleaved (run 1 of every server, then run 2,
-...). req/s is the median run's; p99 latency and the server's CPU share are from that same run;
-errors are socket errors plus non-2xx answers over all runs. wrk -t1 drives the HTTP/1.1 loads,
-h2load -t1 the h2c one (its p99 comes from h2load's per-request log). On keep-alive loads one wrk
-thread saturates its core before the server does, so those are compared per server core (req/s
-divided by the server's CPU share); pipelined, Connection: close and h2c are compared in raw
-req/s.
+...). req/s is the median run's; p99 latency and the CPU shares of the server and of the load
+generator (its CPU time over the run's wall time: near 100%, the figure measures the client) are
+from that same run; errors are socket errors plus non-2xx and failed requests over all runs. wrk
+-t1 drives the HTTP/1.1 loads, h2load -t1 the two h2c ones (prior knowledge, on the same port as
+HTTP/1.1 except for nginx, whose h2c is on a second `listen ... http2` port): 64 connections with
+16 streams each, and one connection with 100 streams. h2load reports no percentiles, only the
+mean request time (†). On keep-alive loads one wrk thread saturates its core before the server
+does, so those are compared per server core (req/s divided by the server's CPU share);
+pipelined, Connection: close and h2c are compared in raw req/s. On h2c with one connection
+neither side saturates its core (each waits for the other's next batch), so the server CPU
+column matters there.
 
 {main_text or "(no HTTP loads in this run)"}
 
@@ -551,7 +606,9 @@ runs, `(total(N2) - total(N1)) / (N2 - N1)`, one connection driven by h2load (`-
 keep-alive, `--h1 -m16` pipelined, `-m16` h2c), so start-up and shutdown cancel out. nginx runs
 as one process (`master_process off`). Instruction counts repeat to within about 1%. System
 calls per request under pipelining and h2c depend on how many requests each read happens to
-find, so they vary a little from run to run (and more for uvicorn).
+find, so they vary a little from run to run (and more for uvicorn). Where the instructions go:
+`bench/cgdiff.py build/bench/results/callgrind/casgi-h2c-{{2000,4000}}.out` (per function, the
+same marginal; `--inclusive` with callees).
 
 {pr_text or "(not measured in this run)"}
 
@@ -583,7 +640,9 @@ websockets` (Debian's python3-websockets), with the options above.
 {args.command}
 ```
 
-Only the per-request part: `bench/perreq.sh`. Shorter runs while developing:
+Only the per-request part: `bench/perreq.sh`. Only HTTP/2 (both h2c loads and the h2c
+per-request counts for casgi, nginx and h2o; results in `build/bench/results-h2`, this file left
+alone): `bench/compare.sh --only h2`. Shorter runs while developing:
 `BENCH_DURATION=2 BENCH_RUNS=1 BENCH_PERREQ=0 BENCH_DOCS=0 bench/compare.sh`.
 """
     with open(args.docs, "w") as f:
