@@ -127,6 +127,7 @@ struct h2_s {
     unsigned settings_sent : 1;
     unsigned num_open;           /* request streams nghttp2 holds open */
     int32_t peer_initial_window; /* the client's SETTINGS_INITIAL_WINDOW_SIZE in force */
+    stream_t *heading; /* the stream whose header block is being received (blocks never mix) */
 };
 
 static const casgi__call_ops_t call_ops;
@@ -177,6 +178,8 @@ static void stream_unref(stream_t *s)
     casgi_server_t *server = s->call.server;
     casgi__server_cancel(server, &s->task);
     casgi__list_remove(&s->node);
+    if (s->h2->heading == s)
+        s->h2->heading = NULL;
     stream_release_buffers(s);
     ws_timer_release(s);
     h2_t *h2 = s->h2;
@@ -242,7 +245,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
+    h2->heading = s;
     h2->num_open++;
+    /* one allocation for a typical head and its scope strings, instead of growing through it */
+    casgi__buf_reserve(&s->head, 512);
     casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_request_header);
     return 0;
 }
@@ -263,7 +269,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     h2_t *h2 = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers: ASGI has no request trailers */
-    stream_t *s = stream_of(h2, frame->hd.stream_id);
+    stream_t *s = h2->heading;
+    if (s == NULL || s->id != frame->hd.stream_id)
+        s = h2->heading = stream_of(h2, frame->hd.stream_id);
     if (s == NULL || s->error_status)
         return 0;
     const casgi_config_t *cfg = &h2->server->cfg;
