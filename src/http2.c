@@ -418,8 +418,9 @@ static int build_scope(stream_t *s)
 
 static void respond_error(stream_t *s, int status, const char *why);
 
-/* Builds the scope, or answers the request itself: 1 when the app may have it. */
-static int scope_built(stream_t *s)
+/* Builds the scope and checks the concurrency limit, or answers the request itself: 1 when the
+ * app may have it. */
+static int admit(stream_t *s)
 {
     int err = build_scope(s);
     if (err == CASGI_EHEADER) {
@@ -432,6 +433,10 @@ static int scope_built(stream_t *s)
     }
     if (err != 0) {
         respond_error(s, 500, "out of memory");
+        return 0;
+    }
+    if (casgi__server_over_limit(s->h2->server)) {
+        respond_error(s, 503, "concurrency limit");
         return 0;
     }
     return 1;
@@ -866,12 +871,8 @@ static void dispatch(stream_t *s)
         open_websocket(s);
         return;
     }
-    if (!scope_built(s))
+    if (!admit(s))
         return;
-    if (casgi__server_over_limit(h2->server)) {
-        respond_error(s, 503, "concurrency limit");
-        return;
-    }
     s->call_live = 1;
     s->refs++;
     casgi__server_call_started(h2->server);
@@ -1158,12 +1159,8 @@ static void open_websocket(stream_t *s)
         respond_error(s, 400, "extended CONNECT for an unsupported protocol");
         return;
     }
-    if (!scope_built(s))
+    if (!admit(s))
         return;
-    if (casgi__server_over_limit(h2->server)) {
-        respond_error(s, 503, "concurrency limit");
-        return;
-    }
     /* DATA that came before the answer is the WebSocket's first input */
     s->ws_unacked = casgi__buf_size(&s->body);
     if (casgi__websocket_open(h2->server, &ws_transport, s, &s->call.scope, &s->ws) != 0)
