@@ -1,17 +1,22 @@
 /*
  * WebSocket: the handshake on a carrier (an HTTP/1.1 connection http1.c handed over, or an HTTP/2
- * stream opened by an extended CONNECT), then wslay for the framing and this file for the rest
- * (UTF-8, permessage-deflate, keepalive, backpressure, close codes) behind the ASGI websocket
- * scope. All I/O goes through the carrier's casgi__ws_transport_t; the HTTP/1.1 carrier is at the
- * end of this file. As in http1.c all progress happens in run(): after a read, after a write
- * drained, and from the server's task queue; the app is never called from inside wslay.
+ * stream opened by an extended CONNECT), then RFC 6455 framing (ws_frame.c) and everything above
+ * it (message assembly, UTF-8, permessage-deflate, keepalive, backpressure, close codes) behind
+ * the ASGI websocket scope. All I/O goes through the carrier's casgi__ws_transport_t; the
+ * HTTP/1.1 carrier is at the end of this file. As in http1.c all progress happens in run(): after
+ * a read, after a write drained, and from the server's task queue.
+ *
+ * Frames are read straight from the carrier's input: a message that arrived whole in one frame
+ * is unmasked where it lies and handed to a waiting app from there, so it is never copied; a
+ * message in several frames, or a frame that arrived in pieces, is unmasked into a buffer taken
+ * for that message only. Frames go out as a header and the payload written straight into the
+ * carrier. An idle WebSocket holds no buffer at all.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <wslay/wslay.h>
 
 #include "call.h"
 #include "date.h"
@@ -19,10 +24,12 @@
 #include "http1.h"
 #include "websocket.h"
 #include "ws_deflate.h"
+#include "ws_frame.h"
 
 /* How long we wait for the client's close frame after sending ours. */
 #define CLOSE_WAIT_MS 5000
 
+/* A received message waiting for the app to ask for it. */
 typedef struct msg_s {
     struct msg_s *next;
     int is_text;
@@ -41,45 +48,45 @@ struct ws_s {
     /* carrier */
     const casgi__ws_transport_t *tr; /* NULL once it is gone or we aborted it */
     void *t;
-    unsigned finished : 1; /* tr->finish() was called: nothing more is written or read */
 
     casgi_server_t *server;
     casgi__task_t task;
     int refs; /* the carrier (until on_close), the app while it holds the call, run() */
-    casgi_call_t call;
     ws_state_t state;
-    wslay_event_context_ptr ctx;
-
-    /* scope: every string copied into one block */
-    char *arena;
-    casgi_bytes_t key;
-
-    /* permessage-deflate */
-    int deflate_on;
-    casgi__ws_deflate_params_t deflate_params;
-    casgi__ws_deflate_t *deflate;
-    char deflate_response[160];
-    casgi__buf_t scratch; /* inflated messages, compressed output */
+    casgi_call_t call;
+    char *arena;                  /* the scope's strings and arrays, one block */
+    casgi__ws_deflate_t *deflate; /* permessage-deflate, when agreed */
 
     /* received messages waiting for the app */
     msg_t *head, *tail;
     unsigned queued;
 
+    /* the message being received in pieces (several frames, or one that came in parts) */
+    casgi__buf_t rx;   /* its payload so far: memory only while such a message is in flight */
+    uint64_t rx_left;  /* bytes of the current frame's payload still to come */
+    size_t rx_checked; /* rx holds valid UTF-8 up to here (text, not compressed) */
+    unsigned char rx_key[4];
+
+    /* closing: what the app's websocket.disconnect will carry */
+    char *close_reason; /* NULL when empty */
+    uint16_t close_code;
+    uint8_t close_reason_len;
+
+    unsigned finished : 1; /* tr->finish() was called: nothing more is written or read */
+    unsigned broken : 1;   /* a frame could not be written whole: the carrier must go */
     unsigned app_live : 1;
     unsigned connect_delivered : 1;
     unsigned disconnect_delivered : 1;
     unsigned close_known : 1; /* close_code/close_reason are final */
+    unsigned close_sent : 1;  /* our close frame went to the carrier: no more frames */
+    unsigned rx_closed : 1;   /* no more frames are read (a close came, or a protocol error) */
     unsigned awaiting_pong : 1;
-    unsigned bad_frame : 1;     /* a frame header broke the rules; nothing more goes to wslay */
-    unsigned close_pending : 1; /* our close waits behind the messages queued before it */
-    /* frame boundaries, tracked on the way to wslay (see check_frames) */
-    uint64_t frame_left;
-    unsigned char hdr[14];
-    unsigned hdr_len;
     unsigned shutting_down : 1;
-    int close_code;
-    size_t close_reason_len;
-    char close_reason[124];
+    unsigned in_message : 1;   /* a message is being read: its next data frame continues it */
+    unsigned msg_text : 1;     /* of the message in flight */
+    unsigned msg_deflated : 1; /* its first frame had RSV1 */
+    unsigned rx_fin : 1;       /* the frame whose payload is being read ends its message */
+    unsigned rx_phase : 2;     /* position in that payload, modulo 4 (the key's) */
 };
 typedef casgi__websocket_t ws_t;
 
@@ -109,6 +116,16 @@ static const casgi_header_t *find_header(const casgi_scope_t *scope, const char 
     return NULL;
 }
 #define FIND(scope, lit) find_header((scope), (lit), sizeof(lit) - 1)
+
+/* The Sec-WebSocket-Key (the last one, if the client sent several); empty when missing. */
+static casgi_bytes_t key_of(const casgi_scope_t *scope)
+{
+    casgi_bytes_t key = {NULL, 0};
+    for (size_t i = 0; i < scope->num_headers; i++)
+        if (CASGI_NAME_IS(scope->headers[i].name, "sec-websocket-key"))
+            key = scope->headers[i].value;
+    return key;
+}
 
 int casgi__websocket_is_upgrade(const casgi_scope_t *scope)
 {
@@ -141,44 +158,9 @@ static int valid_key(casgi_bytes_t key)
     return strchr("AQgw", key.base[21]) != NULL;
 }
 
-/* RFC 3629 UTF-8, rejecting overlongs, surrogates and code points above U+10FFFF. */
-static int valid_utf8(const unsigned char *s, size_t len)
+static int valid_utf8(const void *s, size_t len)
 {
-    size_t i = 0;
-    while (i < len) {
-        unsigned char c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t n;
-        unsigned lo = 0x80, hi = 0xbf;
-        if (c >= 0xc2 && c <= 0xdf)
-            n = 1;
-        else if (c >= 0xe0 && c <= 0xef) {
-            n = 2;
-            if (c == 0xe0)
-                lo = 0xa0;
-            else if (c == 0xed)
-                hi = 0x9f;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            n = 3;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else
-            return 0;
-        if (i + n >= len)
-            return 0; /* truncated sequence */
-        if (s[i + 1] < lo || s[i + 1] > hi)
-            return 0;
-        for (size_t k = 2; k <= n; k++)
-            if ((s[i + k] & 0xc0) != 0x80)
-                return 0;
-        i += n + 1;
-    }
-    return 1;
+    return casgi__ws_frame_valid_utf8(s, len);
 }
 
 static void wake(ws_t *w)
@@ -186,20 +168,26 @@ static void wake(ws_t *w)
     casgi__server_defer(w->server, &w->task);
 }
 
+static void free_queue(ws_t *w)
+{
+    for (msg_t *m = w->head, *next; m; m = next) {
+        next = m->next;
+        free(m);
+    }
+    w->head = w->tail = NULL;
+    w->queued = 0;
+}
+
 static void unref(ws_t *w)
 {
     if (--w->refs > 0)
         return;
     casgi__server_cancel(w->server, &w->task);
-    if (w->ctx)
-        wslay_event_context_free(w->ctx);
     if (w->deflate)
         casgi__ws_deflate_free(w->deflate);
-    for (msg_t *m = w->head, *next; m; m = next) {
-        next = m->next;
-        free(m);
-    }
-    casgi__buf_free(&w->scratch);
+    free_queue(w);
+    casgi__buf_free(&w->rx);
+    free(w->close_reason);
     free(w->arena);
     free(w);
 }
@@ -209,18 +197,21 @@ static void on_task(casgi__task_t *task)
     run(container_of(task, ws_t, task));
 }
 
-/* Records the code and reason the app's websocket.disconnect will carry (the first one wins). */
+/* Records the code and reason the app's websocket.disconnect will carry (the first one wins).
+ * Out of memory, the reason is lost, not the code. */
 static void set_close(ws_t *w, int code, const char *reason, size_t len)
 {
     if (w->close_known)
         return;
     w->close_known = 1;
-    w->close_code = code;
-    w->close_reason_len = len < sizeof(w->close_reason) ? len : sizeof(w->close_reason) - 1;
-    if (w->close_reason_len)
-        memcpy(w->close_reason, reason, w->close_reason_len);
+    w->close_code = (uint16_t)code;
+    if (len > 123)
+        len = 123;
+    if (len > 0 && (w->close_reason = malloc(len)) != NULL) {
+        memcpy(w->close_reason, reason, len);
+        w->close_reason_len = (uint8_t)len;
+    }
 }
-
 /* ---- the carrier ------------------------------------------------------------------------ */
 
 /*
@@ -358,41 +349,91 @@ static int respond(ws_t *w, int status, const fields_t *f)
     return live(w) ? w->tr->respond(w->t, status, f->v, f->n) : CASGI_EDISCONNECTED;
 }
 
-/* ---- closing ---------------------------------------------------------------------------- */
+/* ---- frames out ------------------------------------------------------------------------- */
 
-/* Starts the closing handshake with `code` (wslay sends it in run()). */
+/*
+ * Writes one whole frame, unmasked as a server's are: its header, then the payload, straight into
+ * the carrier (which copies them: `payload` is borrowed for the call). A frame cut short would
+ * leave the client reading garbage, so after a failed write the carrier is dropped in run();
+ * the caller only learns the code (CASGI_ENOMEM, or CASGI_EDISCONNECTED once the carrier is
+ * ending).
+ */
+static int write_frame(ws_t *w, unsigned first, const void *payload, size_t len)
+{
+    if (!live(w) || w->broken)
+        return CASGI_EDISCONNECTED;
+    unsigned char head[CASGI__WS_MAX_SERVER_HEADER];
+    int err = out(w, head, casgi__ws_frame_header(head, first, len));
+    if (err == 0 && len > 0)
+        err = out(w, payload, len);
+    if (err) {
+        w->broken = 1;
+        wake(w);
+        return err;
+    }
+    flush_later(w);
+    return 0;
+}
+
+/*
+ * Our close frame, once: `code` (none when 0, the answer to an empty close) and up to 123 bytes
+ * of reason. It follows whatever went out before it, and nothing follows it.
+ */
+static void send_close(ws_t *w, int code, const char *reason, size_t len)
+{
+    if (w->close_sent || w->state != WS_OPEN)
+        return;
+    unsigned char payload[125];
+    size_t n = 0;
+    if (code) {
+        if (len > 123)
+            len = 123;
+        payload[0] = (unsigned char)(code >> 8);
+        payload[1] = (unsigned char)code;
+        if (len > 0)
+            memcpy(payload + 2, reason, len);
+        n = 2 + len;
+    }
+    w->close_sent = 1;
+    write_frame(w, CASGI__WS_FIN | CASGI__WS_OP_CLOSE, payload, n);
+}
+
+/* No more frames are read: a close came, or the connection failed. A message in flight is
+ * dropped. */
+static void stop_reading(ws_t *w)
+{
+    w->rx_closed = 1;
+    w->in_message = 0;
+    w->rx_left = 0;
+    casgi__buf_clear(&w->rx);
+    casgi__buf_release(&w->server->pool, &w->rx);
+}
+
+/* Fails the connection with `code` (RFC 6455 7.1.7): our close frame goes out, nothing more is
+ * read, and the client has CLOSE_WAIT_MS to answer. */
 static void close_with(ws_t *w, int code, const char *reason)
 {
     set_close(w, code, reason, strlen(reason));
-    if (w->ctx) {
-        wslay_event_queue_close(w->ctx, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
-        wslay_event_shutdown_read(w->ctx);
-    }
+    send_close(w, code, reason, strlen(reason));
+    stop_reading(w);
     set_deadline(w, CLOSE_WAIT_MS);
     CASGI_LOG(&w->server->log, CASGI_LOG_DEBUG, "websocket closing with %d %s", code, reason);
 }
 
-/*
- * Our own close, behind the messages the app queued before it: wslay sends control frames ahead
- * of queued data, so the close frame is queued only once the data has gone out (pump()).
- */
-static void queue_close(ws_t *w)
+/* The same for a frame that broke the rules: what the client sent after it is dropped. */
+static void fail(ws_t *w, int code, const char *reason)
 {
-    if (w->ctx == NULL)
-        return;
-    if (wslay_event_get_queued_msg_count(w->ctx) > 0) {
-        w->close_pending = 1;
-        return;
-    }
-    w->close_pending = 0;
-    wslay_event_queue_close(w->ctx, (uint16_t)w->close_code, (const uint8_t *)w->close_reason,
-                            w->close_reason_len);
+    close_with(w, code, reason);
+    if (live(w))
+        casgi__buf_clear(w->tr->input(w->t));
 }
 
+/* The closing handshake the app (or a shutdown) starts: the client's frames are still read
+ * until its close comes. */
 static void close_gracefully(ws_t *w, int code, const char *reason, size_t len)
 {
     set_close(w, code, reason, len);
-    queue_close(w);
+    send_close(w, code, reason, len);
     set_deadline(w, CLOSE_WAIT_MS);
 }
 
@@ -444,86 +485,14 @@ static void refuse(ws_t *w, int status)
     finish(w);
 }
 
-/* ---- wslay callbacks -------------------------------------------------------------------- */
+/* ---- frames in -------------------------------------------------------------------------- */
 
-/*
- * Walks the frame headers in the bytes about to go to wslay and returns how many of them may go:
- * all, or those before a control frame that is fragmented or longer than 125 bytes. wslay drops
- * the connection on such a frame without the 1002 close RFC 6455 7.1.7 asks for, so we stop
- * feeding it there and send that close ourselves.
- */
-static size_t check_frames(ws_t *w, const unsigned char *p, size_t n)
-{
-    size_t i = 0, header_start = 0;
-    while (i < n) {
-        if (w->frame_left > 0) {
-            uint64_t k = n - i < w->frame_left ? n - i : w->frame_left;
-            i += (size_t)k;
-            w->frame_left -= k;
-            continue;
-        }
-        if (w->hdr_len == 0)
-            header_start = i;
-        w->hdr[w->hdr_len++] = p[i++];
-        if (w->hdr_len < 2)
-            continue;
-        unsigned len7 = w->hdr[1] & 0x7f;
-        unsigned need = 2 + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0) + ((w->hdr[1] & 0x80) ? 4 : 0);
-        if (w->hdr_len < need)
-            continue;
-        uint64_t len = len7;
-        if (len7 == 126)
-            len = (uint64_t)w->hdr[2] << 8 | w->hdr[3];
-        else if (len7 == 127)
-            for (int k = 0; k < 8; k++)
-                len = len << 8 | w->hdr[2 + k];
-        int fin = w->hdr[0] & 0x80, opcode = w->hdr[0] & 0x0f;
-        w->hdr_len = 0;
-        if (opcode >= 0x8 && (!fin || len > 125)) {
-            w->bad_frame = 1;
-            return header_start;
-        }
-        w->frame_left = len;
-    }
-    return n;
-}
-
-static ssize_t recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
-{
-    ws_t *w = data;
-    casgi__buf_t *in = live(w) && !w->bad_frame ? w->tr->input(w->t) : NULL;
-    size_t avail = in ? casgi__buf_size(in) : 0;
-    size_t n = avail < len ? avail : len;
-    if (n > 0)
-        n = check_frames(w, (const unsigned char *)casgi__buf_data(in), n);
-    if (n == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    memcpy(buf, casgi__buf_data(in), n);
-    casgi__buf_consume(in, n);
-    return (ssize_t)n;
-}
-
-static ssize_t send_cb(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-                       void *user)
-{
-    ws_t *w = user;
-    if (!live(w)) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    /* Bounded output: what does not fit waits in wslay's queue until the carrier drains. */
-    if (buffered(w) >= w->server->cfg.high_water_mark) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    if (out(w, data, len)) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    return (ssize_t)len;
-}
+/* What one step of reading did. */
+enum {
+    RX_WAIT,      /* nothing: more bytes must come first */
+    RX_MOVED,     /* input was consumed */
+    RX_DELIVERED, /* ... and a message went to the app */
+};
 
 static void enqueue(ws_t *w, int is_text, const void *data, size_t len)
 {
@@ -545,93 +514,291 @@ static void enqueue(ws_t *w, int is_text, const void *data, size_t len)
     w->queued++;
 }
 
-static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-                   void *user)
+/* A message to the app, borrowed for the callback; never a NULL pointer, even when empty. */
+static void deliver_message(ws_t *w, int is_text, const void *data, size_t len)
 {
-    ws_t *w = user;
-    switch (arg->opcode) {
-    case WSLAY_TEXT_FRAME:
-    case WSLAY_BINARY_FRAME: {
-        const uint8_t *data = arg->msg;
-        size_t len = arg->msg_length;
-        if (wslay_get_rsv1(arg->rsv)) {
-            if (!w->deflate_on) {
-                close_with(w, 1002, "unexpected RSV1");
-                return;
-            }
-            casgi__buf_clear(&w->scratch);
-            int err = casgi__ws_deflate_decompress(w->deflate, data, len,
-                                                   w->server->cfg.ws_max_size, &w->scratch);
-            if (err) {
-                if (err == CASGI_ELENGTH)
-                    close_with(w, 1009, "message too big");
-                else if (err == CASGI_ENOMEM)
-                    close_with(w, 1011, "out of memory");
-                else
-                    close_with(w, 1007, "bad compressed data");
-                return;
-            }
-            data = (const uint8_t *)casgi__buf_data(&w->scratch);
-            len = casgi__buf_size(&w->scratch);
+    casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_RECEIVE};
+    ev.message.is_text = is_text;
+    ev.message.data = (casgi_bytes_t){data ? data : "", len};
+    casgi__call_deliver(&w->call, &ev);
+}
+
+/* 1 when the app waits for a message and none waits before this one. */
+static int app_waits(const ws_t *w)
+{
+    return w->app_live && w->call.recv_cb != NULL && w->head == NULL && w->connect_delivered &&
+           !w->disconnect_delivered;
+}
+
+/*
+ * A whole message (the payload of its frames, unmasked): inflated if it was compressed, its
+ * UTF-8 checked if it is text (unless `checked`), then handed to the app at once when it waits
+ * for one (borrowed for the callback, so `data` may lie in the carrier's input or in rx), else
+ * copied to the queue. RX_DELIVERED or RX_MOVED.
+ */
+static int on_message(ws_t *w, const void *data, size_t len, int checked)
+{
+    const casgi_config_t *cfg = &w->server->cfg;
+    casgi__buf_t inflated = {0};
+    int r = RX_MOVED;
+    if (w->msg_deflated) {
+        int err = casgi__ws_deflate_decompress(w->deflate, data, len, cfg->ws_max_size, &inflated);
+        if (err) {
+            if (err == CASGI_ELENGTH)
+                fail(w, 1009, "message too big");
+            else if (err == CASGI_ENOMEM)
+                fail(w, 1011, "out of memory");
+            else
+                fail(w, 1007, "bad compressed data");
+            goto done;
         }
-        int is_text = arg->opcode == WSLAY_TEXT_FRAME;
-        if (is_text && !valid_utf8(data, len)) {
-            close_with(w, 1007, "invalid UTF-8");
-            return;
-        }
-        enqueue(w, is_text, data, len);
-        /* one large message must not pin its size for the connection's lifetime */
-        casgi__buf_clear(&w->scratch);
-        casgi__buf_release(&w->server->pool, &w->scratch);
-        break;
+        data = inflated.base; /* never consumed: the bytes start at base */
+        len = casgi__buf_size(&inflated);
+        checked = 0;
     }
-    case WSLAY_CONNECTION_CLOSE: {
-        /* wslay answers with its own close frame; we keep what the app will be told. */
-        int code = arg->status_code ? arg->status_code : 1005;
-        const char *reason = arg->msg_length > 2 ? (const char *)arg->msg + 2 : "";
-        size_t rlen = arg->msg_length > 2 ? arg->msg_length - 2 : 0;
-        if (rlen && !valid_utf8((const unsigned char *)reason, rlen)) {
-            close_with(w, 1007, "invalid UTF-8 in close reason");
-            return;
-        }
-        set_close(w, code, reason, rlen);
-        break;
+    if (w->msg_text && !checked && !valid_utf8(data, len)) {
+        fail(w, 1007, "invalid UTF-8");
+        goto done;
     }
-    case WSLAY_PONG:
+    if (app_waits(w)) {
+        deliver_message(w, w->msg_text, data, len);
+        r = RX_DELIVERED;
+    } else {
+        enqueue(w, w->msg_text, data, len);
+    }
+done:
+    casgi__buf_free(&inflated);
+    return r;
+}
+
+/* Close codes a peer may send (RFC 6455 7.4, and the IANA registry: 1012-1014). */
+static int valid_close_code(unsigned code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
+/* The client's close frame: what the app will hear, and our answer with the same code. */
+static void on_close_frame(ws_t *w, const unsigned char *payload, size_t len)
+{
+    if (len == 0) {
+        set_close(w, 1005, "", 0); /* "no status received" */
+        stop_reading(w);
+        send_close(w, 0, "", 0);
+        return;
+    }
+    unsigned code = (unsigned)payload[0] << 8 | payload[1];
+    const char *reason = (const char *)payload + 2;
+    if (!valid_close_code(code)) {
+        fail(w, 1002, "invalid close code");
+        return;
+    }
+    if (!valid_utf8(reason, len - 2)) {
+        fail(w, 1007, "invalid UTF-8 in close reason");
+        return;
+    }
+    set_close(w, (int)code, reason, len - 2);
+    stop_reading(w);
+    send_close(w, (int)code, reason, len - 2);
+}
+
+static void on_control(ws_t *w, unsigned opcode, const unsigned char *payload, size_t len)
+{
+    const casgi_config_t *cfg = &w->server->cfg;
+    switch (opcode) {
+    case CASGI__WS_OP_PING:
+        if (!w->close_sent)
+            write_frame(w, CASGI__WS_FIN | CASGI__WS_OP_PONG, payload, len);
+        break;
+    case CASGI__WS_OP_PONG:
         w->awaiting_pong = 0;
-        if (w->server->cfg.ws_ping_interval && !w->close_known)
-            set_deadline(w, w->server->cfg.ws_ping_interval);
+        if (cfg->ws_ping_interval && !w->close_known)
+            set_deadline(w, cfg->ws_ping_interval);
         break;
-    default: break; /* pings are answered by wslay */
+    default: on_close_frame(w, payload, len); break;
     }
 }
 
 /*
- * Control frames are checked as they start, before wslay acts on them: a close frame whose
- * payload is one byte long cannot carry a status code and is a protocol error, which wslay would
- * otherwise answer with an empty close.
+ * The rules of a frame header (RFC 6455 5.2-5.5, RFC 7692 6.1): 0, or the close code that fails
+ * the connection (1002, or 1009 for a message that would outgrow cfg.ws_max_size: announced
+ * lengths are checked before any payload is read), with its reason in *why.
  */
-static void on_frame_start(wslay_event_context_ptr ctx,
-                           const struct wslay_event_on_frame_recv_start_arg *arg, void *user)
+static int check_frame(const ws_t *w, const casgi__ws_frame_t *f, const char **why)
 {
-    ws_t *w = user;
-    if (arg->opcode == WSLAY_CONNECTION_CLOSE && arg->payload_length == 1)
-        close_with(w, 1002, "invalid close frame");
+    int data = f->opcode == CASGI__WS_OP_TEXT || f->opcode == CASGI__WS_OP_BINARY;
+    *why = "protocol error";
+    if (!f->masked) {
+        *why = "unmasked frame";
+        return 1002;
+    }
+    if ((f->flags & (CASGI__WS_RSV2 | CASGI__WS_RSV3)) ||
+        ((f->flags & CASGI__WS_RSV1) && !(data && w->deflate != NULL))) {
+        *why = "unexpected reserved bit";
+        return 1002;
+    }
+    switch (f->opcode) {
+    case CASGI__WS_OP_CONTINUATION:
+        if (!w->in_message)
+            return 1002;
+        break;
+    case CASGI__WS_OP_TEXT:
+    case CASGI__WS_OP_BINARY:
+        if (w->in_message)
+            return 1002;
+        break;
+    case CASGI__WS_OP_CLOSE:
+    case CASGI__WS_OP_PING:
+    case CASGI__WS_OP_PONG:
+        if (!(f->flags & CASGI__WS_FIN) || f->len > 125) {
+            *why = "invalid control frame";
+            return 1002;
+        }
+        if (f->opcode == CASGI__WS_OP_CLOSE && f->len == 1) {
+            *why = "invalid close frame"; /* too short for a code */
+            return 1002;
+        }
+        return 0;
+    default: *why = "unknown opcode"; return 1002;
+    }
+    if (f->len > w->server->cfg.ws_max_size - casgi__buf_size(&w->rx)) {
+        *why = "message too big";
+        return 1009;
+    }
+    return 0;
 }
 
-static const struct wslay_event_callbacks wslay_callbacks = {
-    .recv_callback = recv_cb,
-    .send_callback = send_cb,
-    .on_frame_recv_start_callback = on_frame_start,
-    .on_msg_recv_callback = on_msg,
-};
+/* The end of a frame read in pieces into rx: at the end of its message, the message. */
+static int frame_end(ws_t *w)
+{
+    if (!w->rx_fin)
+        return RX_MOVED;
+    w->in_message = 0;
+    int checked = w->msg_text && !w->msg_deflated;
+    if (checked && w->rx_checked != casgi__buf_size(&w->rx)) {
+        fail(w, 1007, "invalid UTF-8"); /* a character cut short by the end of the message */
+        return RX_MOVED;
+    }
+    /* the message leaves rx before the app sees it, and rx is free for the next one */
+    casgi__buf_t msg = w->rx;
+    w->rx = (casgi__buf_t){0};
+    int r = on_message(w, msg.base, casgi__buf_size(&msg), checked);
+    casgi__buf_clear(&msg);
+    casgi__buf_release(&w->server->pool, &msg);
+    return r;
+}
+
+/* More of the current frame's payload, unmasked into rx; text is checked as it comes, so bad
+ * UTF-8 fails the connection without waiting for the rest of the message. */
+static int read_payload(ws_t *w, casgi__buf_t *in)
+{
+    size_t n = casgi__buf_size(in);
+    if (n > w->rx_left)
+        n = (size_t)w->rx_left;
+    casgi__ws_frame_unmask(w->rx.base + w->rx.len, casgi__buf_data(in), n, w->rx_key, w->rx_phase);
+    casgi__buf_consume(in, n);
+    w->rx.len += n;
+    w->rx_left -= n;
+    w->rx_phase = (w->rx_phase + n) & 3;
+    if (w->msg_text && !w->msg_deflated) {
+        size_t complete;
+        if (casgi__ws_frame_utf8(w->rx.base + w->rx_checked, w->rx.len - w->rx_checked,
+                                 &complete) != 0) {
+            fail(w, 1007, "invalid UTF-8");
+            return RX_MOVED;
+        }
+        w->rx_checked += complete;
+    }
+    return w->rx_left == 0 ? frame_end(w) : RX_MOVED;
+}
+
+/*
+ * One frame header from the carrier's input, and the payload too when it is all there. A control
+ * frame (at most 125 bytes) waits until it is whole and is handled at once; so is the common data
+ * frame, a whole message that arrived whole, which is unmasked in place. Any other data frame
+ * starts a payload read into rx (read_payload).
+ *
+ * Consuming input only moves the buffer's offsets: the bytes stay where they are until the
+ * carrier reads again, which cannot happen before run() returns, so a payload consumed here may
+ * still be handed to the app.
+ */
+static int read_frame(ws_t *w, casgi__buf_t *in)
+{
+    unsigned char *p = (unsigned char *)casgi__buf_data(in);
+    size_t avail = casgi__buf_size(in);
+    casgi__ws_frame_t f;
+    int header = casgi__ws_frame_parse(p, avail, &f);
+    if (header == 0)
+        return RX_WAIT;
+    const char *why = "protocol error";
+    int code = header < 0 ? 1002 : check_frame(w, &f, &why);
+    if (code) {
+        fail(w, code, why);
+        return RX_MOVED;
+    }
+    unsigned char *payload = p + header;
+    size_t have = avail - (size_t)header;
+    if (f.opcode & 0x8) {
+        if (have < f.len)
+            return RX_WAIT;
+        casgi__ws_frame_unmask(payload, payload, (size_t)f.len, f.key, 0);
+        casgi__buf_consume(in, (size_t)header + (size_t)f.len);
+        on_control(w, f.opcode, payload, (size_t)f.len);
+        return RX_MOVED;
+    }
+    if (f.opcode != CASGI__WS_OP_CONTINUATION) {
+        w->msg_text = f.opcode == CASGI__WS_OP_TEXT;
+        w->msg_deflated = (f.flags & CASGI__WS_RSV1) != 0;
+        w->rx_checked = 0;
+        if ((f.flags & CASGI__WS_FIN) && have >= f.len) {
+            casgi__ws_frame_unmask(payload, payload, (size_t)f.len, f.key, 0);
+            casgi__buf_consume(in, (size_t)header + (size_t)f.len);
+            return on_message(w, payload, (size_t)f.len, 0);
+        }
+        w->in_message = 1;
+    }
+    if (f.len > 0 && casgi__buf_reserve_pooled(&w->server->pool, &w->rx, (size_t)f.len) != 0) {
+        fail(w, 1011, "out of memory");
+        return RX_MOVED;
+    }
+    casgi__buf_consume(in, (size_t)header);
+    memcpy(w->rx_key, f.key, 4);
+    w->rx_left = f.len;
+    w->rx_phase = 0;
+    w->rx_fin = (f.flags & CASGI__WS_FIN) != 0;
+    return f.len == 0 ? frame_end(w) : RX_MOVED;
+}
+
+/*
+ * Reads frames from the carrier's input until it runs dry, the queue for the app is full, the
+ * reading stops (a close, a failure), or a message went to the app: then run() lets the app
+ * answer before the next one, which it may then take straight from the input too. 1 when input
+ * was consumed.
+ */
+static int read_frames(ws_t *w)
+{
+    unsigned max_queue = w->server->cfg.ws_max_queue;
+    int moved = 0;
+    while (live(w) && w->state == WS_OPEN && !w->rx_closed && w->queued < max_queue) {
+        casgi__buf_t *in = w->tr->input(w->t);
+        if (casgi__buf_size(in) == 0)
+            break;
+        int r = w->rx_left > 0 ? read_payload(w, in) : read_frame(w, in);
+        if (r == RX_WAIT)
+            break;
+        moved = 1;
+        if (r == RX_DELIVERED)
+            break;
+    }
+    return moved;
+}
 
 /* ---- the app's events ------------------------------------------------------------------- */
 
 /*
  * The accept: 101 with Upgrade, Connection and Sec-WebSocket-Accept over HTTP/1.1, a plain 200
  * over HTTP/2 (RFC 8441 5); then the chosen subprotocol and extensions, the server's defaults and
- * the app's fields.
+ * the app's fields. permessage-deflate is agreed here, from the client's first offer we can take.
  */
 static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
 {
@@ -642,36 +809,37 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
     int err = casgi__headers_validate(ev->accept.headers, ev->accept.num_headers);
     if (err)
         return err;
-    if (wslay_event_context_server_init(&w->ctx, &wslay_callbacks, w) != 0)
+    const casgi_header_t *ext = FIND(&w->call.scope, "sec-websocket-extensions");
+    casgi__ws_deflate_params_t params;
+    char deflate_response[160] = "";
+    if (server->cfg.ws_per_message_deflate && ext != NULL &&
+        casgi__ws_deflate_negotiate(ext->value, server->cfg.ws_deflate_window_bits, &params,
+                                    deflate_response, sizeof(deflate_response)) &&
+        casgi__ws_deflate_new(&params, server->cfg.ws_deflate_mem_level, &w->deflate) != 0)
         return CASGI_ENOMEM;
-    wslay_event_config_set_max_recv_msg_length(w->ctx, server->cfg.ws_max_size);
-    if (w->deflate_on) {
-        if (casgi__ws_deflate_new(&w->deflate_params, server->cfg.ws_deflate_mem_level,
-                                  &w->deflate) != 0)
-            return CASGI_ENOMEM;
-        wslay_event_config_set_allowed_rsv_bits(w->ctx, WSLAY_RSV1_BIT);
-    }
     fields_t f;
-    if (fields_init(&f, server, 5 + ev->accept.num_headers) != 0)
-        return CASGI_ENOMEM;
+    if (fields_init(&f, server, 5 + ev->accept.num_headers) != 0) {
+        err = CASGI_ENOMEM;
+        goto fail_deflate;
+    }
     int http2 = w->tr->http2;
     char accept[29];
     if (!http2) {
-        casgi__websocket_accept_key(w->key, accept);
+        casgi__websocket_accept_key(key_of(&w->call.scope), accept);
         fields_add(&f, CASGI_BYTES("upgrade"), CASGI_BYTES("websocket"));
         fields_add(&f, CASGI_BYTES("connection"), CASGI_BYTES("Upgrade"));
         fields_add(&f, CASGI_BYTES("sec-websocket-accept"), (casgi_bytes_t){accept, 28});
     }
     if (sub.len)
         fields_add(&f, CASGI_BYTES("sec-websocket-protocol"), sub);
-    if (w->deflate_on)
-        fields_add(&f, CASGI_BYTES("sec-websocket-extensions"), CASGI_STR(w->deflate_response));
+    if (w->deflate)
+        fields_add(&f, CASGI_BYTES("sec-websocket-extensions"), CASGI_STR(deflate_response));
     fields_add_defaults(&f, server);
     fields_add_app(&f, w, ev->accept.headers, ev->accept.num_headers, 0);
     err = respond(w, http2 ? 200 : 101, &f);
     fields_free(&f);
     if (err)
-        return err;
+        goto fail_deflate;
     w->state = WS_OPEN;
     access_log(w, "accepted");
     if (server->cfg.ws_ping_interval)
@@ -682,10 +850,16 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
         close_gracefully(w, 1012, "server shutting down", 20);
     wake(w); /* bytes that came with the handshake are frames now */
     return 0;
+
+fail_deflate:
+    casgi__ws_deflate_free(w->deflate);
+    w->deflate = NULL;
+    return err;
 }
 
 static size_t pending_output(const ws_t *w);
 
+/* One message, in one frame (compressed when agreed and long enough), written at once. */
 static int send_message(ws_t *w, const casgi_event_t *ev)
 {
     casgi_bytes_t data = ev->message.data;
@@ -696,29 +870,18 @@ static int send_message(ws_t *w, const casgi_event_t *ev)
     const casgi_config_t *cfg = &w->server->cfg;
     if (pending_output(w) > cfg->high_water_mark + cfg->ws_max_size)
         return CASGI_EBUSY;
-    if (ev->message.is_text && !valid_utf8((const unsigned char *)data.base, data.len))
+    if (ev->message.is_text && !valid_utf8(data.base, data.len))
         return CASGI_EEVENT;
-    struct wslay_event_msg msg = {
-        .opcode = ev->message.is_text ? WSLAY_TEXT_FRAME : WSLAY_BINARY_FRAME,
-        .msg = (const uint8_t *)data.base,
-        .msg_length = data.len,
-    };
-    uint8_t rsv = WSLAY_RSV_NONE;
-    if (w->deflate_on && data.len >= w->server->cfg.ws_deflate_threshold) {
-        casgi__buf_clear(&w->scratch);
-        if (casgi__ws_deflate_compress(w->deflate, data.base, data.len, &w->scratch))
-            return CASGI_ENOMEM;
-        msg.msg = (const uint8_t *)casgi__buf_data(&w->scratch);
-        msg.msg_length = casgi__buf_size(&w->scratch);
-        rsv = WSLAY_RSV1_BIT;
-    }
-    /* wslay copies the payload: the app's buffer (and our scratch) are free again */
-    int err = wslay_event_queue_msg_ex(w->ctx, &msg, rsv);
-    casgi__buf_clear(&w->scratch);
-    casgi__buf_release(&w->server->pool, &w->scratch);
-    if (err == WSLAY_ERR_NO_MORE_MSG)
-        return CASGI_EDISCONNECTED; /* a close is on its way */
-    return err ? CASGI_ENOMEM : 0;
+    unsigned first =
+        CASGI__WS_FIN | (ev->message.is_text ? CASGI__WS_OP_TEXT : CASGI__WS_OP_BINARY);
+    if (w->deflate == NULL || data.len < cfg->ws_deflate_threshold)
+        return write_frame(w, first, data.base, data.len);
+    casgi__buf_t z = {0};
+    int err = casgi__ws_deflate_compress(w->deflate, data.base, data.len, &z);
+    if (err == 0)
+        err = write_frame(w, first | CASGI__WS_RSV1, casgi__buf_data(&z), casgi__buf_size(&z));
+    casgi__buf_free(&z);
+    return err;
 }
 
 /*
@@ -879,23 +1042,19 @@ static int deliver(ws_t *w)
         if (w->head == NULL)
             w->tail = NULL;
         w->queued--;
-        casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_RECEIVE};
-        ev.message.is_text = m->is_text;
-        ev.message.data = (casgi_bytes_t){m->data, m->len};
-        casgi__call_deliver(call, &ev);
+        deliver_message(w, m->is_text, m->data, m->len);
         free(m);
         return 1;
     }
     /* the app hears of the close once the carrier is gone or the handshake finished */
-    int gone =
-        w->tr == NULL || (w->close_known && (w->ctx == NULL || !wslay_event_want_read(w->ctx)));
+    int gone = w->tr == NULL || (w->close_known && (w->state != WS_OPEN || w->rx_closed));
     if (gone && !w->disconnect_delivered) {
         w->disconnect_delivered = 1;
         call->disconnected = 1;
         casgi_event_t ev = {.type = CASGI_EVENT_WEBSOCKET_DISCONNECT};
         ev.close.code = w->close_known ? w->close_code : 1006;
         ev.close.reason =
-            (casgi_bytes_t){w->close_reason, w->close_known ? w->close_reason_len : 0};
+            (casgi_bytes_t){w->close_reason ? w->close_reason : "", w->close_reason_len};
         casgi__call_deliver(call, &ev);
         return 1;
     }
@@ -911,52 +1070,22 @@ static int deliver(ws_t *w)
 
 static size_t pending_output(const ws_t *w)
 {
-    size_t n = buffered(w);
-    if (w->ctx)
-        n += wslay_event_get_queued_msg_length(w->ctx);
-    return n;
+    return buffered(w);
 }
 
-/* Feeds input to wslay and its output to the carrier. 1 when anything moved. */
+/* Reads frames, and ends the carrier once both close frames went their way. 1 when anything
+ * moved. */
 static int pump(ws_t *w)
 {
-    if (!live(w) || w->ctx == NULL || w->state != WS_OPEN)
+    if (!live(w) || w->state != WS_OPEN)
         return 0;
-    int moved = 0;
-    casgi__buf_t *in = w->tr->input(w->t);
-    if (wslay_event_want_read(w->ctx) && casgi__buf_size(in) > 0 &&
-        w->queued < w->server->cfg.ws_max_queue) {
-        size_t before = casgi__buf_size(in);
-        int err = wslay_event_recv(w->ctx);
-        if (err == WSLAY_ERR_NOMEM || (err != 0 && w->tr == NULL)) {
-            drop(w);
-            return 1;
-        }
-        if (err != 0 || w->bad_frame) {
-            /* fail the connection with 1002 (RFC 6455 7.1.7) rather than dropping it silently */
-            close_with(w, 1002, "protocol error");
-            casgi__buf_clear(in);
-        }
-        moved |= casgi__buf_size(in) != before;
+    if (w->broken) {
+        drop(w);
+        return 1;
     }
-    if (wslay_event_want_write(w->ctx)) {
-        size_t before = buffered(w);
-        if (wslay_event_send(w->ctx) != 0) {
-            drop(w);
-            return 1;
-        }
-        moved |= buffered(w) != before;
-        flush_later(w);
-        if (w->close_pending && wslay_event_get_queued_msg_count(w->ctx) == 0) {
-            queue_close(w);
-            moved = 1;
-        }
-    }
-    if (!wslay_event_want_read(w->ctx) && !wslay_event_want_write(w->ctx)) {
-        /* both close frames went their way: the carrier ends. A close wslay sent on its own
-         * (1002 for a protocol error, 1009 for an oversize message) is what the app hears of. */
-        uint16_t sent = wslay_event_get_status_code_sent(w->ctx);
-        set_close(w, sent && sent != 1005 ? sent : 1006, "", 0);
+    int moved = read_frames(w);
+    if (live(w) && w->state == WS_OPEN && w->close_sent && w->rx_closed) {
+        set_close(w, 1006, "", 0); /* known by now: kept from the close frames */
         w->state = WS_DONE;
         finish(w);
         moved = 1;
@@ -1035,9 +1164,7 @@ void casgi__websocket_on_timeout(casgi__websocket_t *w)
         run(w);
         return;
     }
-    static const uint8_t payload[] = "casgi";
-    struct wslay_event_msg ping = {.opcode = WSLAY_PING, .msg = payload, .msg_length = 5};
-    if (wslay_event_queue_msg(w->ctx, &ping) == 0) {
+    if (!w->close_sent && write_frame(w, CASGI__WS_FIN | CASGI__WS_OP_PING, "casgi", 5) == 0) {
         w->awaiting_pong = 1;
         set_deadline(w, w->server->cfg.ws_ping_timeout);
     }
@@ -1119,8 +1246,6 @@ static int copy_scope(ws_t *w, const casgi_scope_t *src)
             memcpy(p, value.base, value.len);
         headers[i].value = (casgi_bytes_t){p, value.len};
         p += value.len;
-        if (CASGI_NAME_IS(name, "sec-websocket-key"))
-            w->key = headers[i].value;
         if (!CASGI_NAME_IS(name, "sec-websocket-protocol"))
             continue;
         /* "chat, superchat" → "chat", "superchat" */
@@ -1197,17 +1322,12 @@ static void handshake(ws_t *w)
         CASGI_LOG(&server->log, CASGI_LOG_WARNING,
                   "WebSocket handshake refused: unsupported Sec-WebSocket-Version");
         refuse(w, 426);
-    } else if (!w->tr->http2 && !valid_key(w->key)) {
+    } else if (!w->tr->http2 && !valid_key(key_of(&w->call.scope))) {
         /* RFC 8441 5: over HTTP/2 there is no key and no accept */
         CASGI_LOG(&server->log, CASGI_LOG_WARNING,
                   "WebSocket handshake refused: invalid Sec-WebSocket-Key");
         refuse(w, 400);
     } else {
-        const casgi_header_t *ext = FIND(&w->call.scope, "sec-websocket-extensions");
-        if (server->cfg.ws_per_message_deflate && ext != NULL)
-            w->deflate_on = casgi__ws_deflate_negotiate(
-                ext->value, server->cfg.ws_deflate_window_bits, &w->deflate_params,
-                w->deflate_response, sizeof(w->deflate_response));
         w->app_live = 1;
         w->refs++;
         casgi__server_call_started(server);

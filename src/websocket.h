@@ -5,10 +5,10 @@
 #include "ws_transport.h"
 
 /*
- * WebSocket (RFC 6455 with wslay, permessage-deflate with zlib) behind the ASGI websocket scope,
- * over any carrier that implements casgi__ws_transport_t: an HTTP/1.1 connection taken over
- * after "Upgrade: websocket", or an HTTP/2 stream opened by an extended CONNECT with
- * ":protocol websocket" (RFC 8441).
+ * WebSocket (RFC 6455 framing in ws_frame.c, permessage-deflate with zlib) behind the ASGI
+ * websocket scope, over any carrier that implements casgi__ws_transport_t: an HTTP/1.1
+ * connection taken over after "Upgrade: websocket", or an HTTP/2 stream opened by an extended
+ * CONNECT with ":protocol websocket" (RFC 8441).
  *
  * The handshake is checked (426 with Sec-WebSocket-Version: 13 for another version; over
  * HTTP/1.1 also 400 for a bad Sec-WebSocket-Key), the app gets a websocket scope and
