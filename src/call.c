@@ -22,6 +22,24 @@ void casgi__call_deliver(casgi_call_t *call, const casgi_event_t *event)
     cb(call, 0, event, call->recv_data);
 }
 
+casgi__delivered_t casgi__call_deliver_http(casgi_call_t *call, int gone, const casgi__buf_t *body,
+                                            int complete, int final_delivered)
+{
+    if (gone || call->disconnected || call->response == CASGI__RESPONSE_COMPLETE) {
+        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_DISCONNECT};
+        call->disconnected = 1;
+        casgi__call_deliver(call, &ev);
+        return CASGI__DELIVERED_DISCONNECT;
+    }
+    if (final_delivered || (casgi__buf_size(body) == 0 && !complete))
+        return CASGI__DELIVERED_NOTHING;
+    casgi_event_t ev = {.type = CASGI_EVENT_HTTP_REQUEST};
+    ev.request.body = (casgi_bytes_t){casgi__buf_data(body), casgi__buf_size(body)};
+    ev.request.more_body = !complete;
+    casgi__call_deliver(call, &ev);
+    return CASGI__DELIVERED_BODY;
+}
+
 void casgi__call_send_done(casgi_call_t *call, int status)
 {
     casgi_send_cb cb = call->send_cb;

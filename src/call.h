@@ -1,6 +1,7 @@
 #ifndef CASGI_CALL_H
 #define CASGI_CALL_H
 
+#include "buf.h"
 #include "server.h"
 
 /*
@@ -50,6 +51,20 @@ void casgi__call_init(casgi_call_t *call, const casgi__call_ops_t *ops, casgi_se
 void casgi__call_start(casgi_call_t *call);
 /* Completes the pending receive with `event`. */
 void casgi__call_deliver(casgi_call_t *call, const casgi_event_t *event);
+/*
+ * Completes a pending http receive from what the protocol holds, by ASGI's rules: http.disconnect
+ * once the client is `gone`, the call disconnected or the response complete; else the buffered
+ * request `body` (the callback borrows it; the caller empties it afterwards), with more_body
+ * until the request is `complete`; else nothing, when no byte is waiting and the request is not
+ * over, or `final_delivered` (the last http.request already went).
+ */
+typedef enum {
+    CASGI__DELIVERED_NOTHING = 0,
+    CASGI__DELIVERED_BODY,
+    CASGI__DELIVERED_DISCONNECT,
+} casgi__delivered_t;
+casgi__delivered_t casgi__call_deliver_http(casgi_call_t *call, int gone, const casgi__buf_t *body,
+                                            int complete, int final_delivered);
 /* Completes the pending send callback, if any, with `status`. */
 void casgi__call_send_done(casgi_call_t *call, int status);
 /* Completes whatever is pending with CASGI_ECANCELED. */

@@ -881,20 +881,14 @@ static const casgi__call_ops_t call_ops = {
 static int deliver(http1_t *h)
 {
     casgi_call_t *call = &h->call;
-    if (call->disconnected || h->conn == NULL || call->response == CASGI__RESPONSE_COMPLETE) {
-        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_DISCONNECT};
-        call->disconnected = 1;
-        casgi__call_deliver(call, &ev);
-        return 1;
-    }
-    if (!h->final_delivered && (casgi__buf_size(&h->body) > 0 || h->message_complete)) {
-        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_REQUEST};
-        ev.request.body = (casgi_bytes_t){casgi__buf_data(&h->body), casgi__buf_size(&h->body)};
-        ev.request.more_body = !h->message_complete;
-        h->final_delivered = h->message_complete;
-        casgi__call_deliver(call, &ev);
+    int final = h->message_complete;
+    switch (casgi__call_deliver_http(call, h->conn == NULL, &h->body, final, h->final_delivered)) {
+    case CASGI__DELIVERED_DISCONNECT: return 1;
+    case CASGI__DELIVERED_BODY:
+        h->final_delivered = final;
         casgi__buf_clear(&h->body);
         return 1;
+    case CASGI__DELIVERED_NOTHING: break;
     }
     if (!h->final_delivered && h->expect_continue && !h->continue_sent &&
         call->response == CASGI__RESPONSE_NONE) {

@@ -827,25 +827,18 @@ static const casgi__call_ops_t call_ops = {
 
 static int deliver(stream_t *s)
 {
-    casgi_call_t *call = &s->call;
-    if (call->disconnected || !s->open || s->h2->conn == NULL ||
-        call->response == CASGI__RESPONSE_COMPLETE) {
-        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_DISCONNECT};
-        call->disconnected = 1;
-        casgi__call_deliver(call, &ev);
-        return 1;
-    }
-    if (!s->final_delivered && (casgi__buf_size(&s->body) > 0 || s->end_stream)) {
-        casgi_event_t ev = {.type = CASGI_EVENT_HTTP_REQUEST};
-        size_t n = casgi__buf_size(&s->body);
-        ev.request.body = (casgi_bytes_t){casgi__buf_data(&s->body), n};
-        ev.request.more_body = !s->end_stream;
-        s->final_delivered = s->end_stream;
-        casgi__call_deliver(call, &ev);
+    int gone = !s->open || s->h2->conn == NULL;
+    int final = s->end_stream;
+    size_t n = casgi__buf_size(&s->body);
+    switch (casgi__call_deliver_http(&s->call, gone, &s->body, final, s->final_delivered)) {
+    case CASGI__DELIVERED_DISCONNECT: return 1;
+    case CASGI__DELIVERED_BODY:
+        s->final_delivered = final;
         casgi__buf_clear(&s->body);
         s->unacked += n;
         give_window(s);
         return 1;
+    case CASGI__DELIVERED_NOTHING: break;
     }
     return 0;
 }
