@@ -410,7 +410,7 @@ static void stop_reading(ws_t *w)
 }
 
 /* Fails the connection with `code` (RFC 6455 7.1.7): our close frame goes out, nothing more is
- * read, and the client has CLOSE_WAIT_MS to answer. */
+ * read, and the final flush has CLOSE_WAIT_MS. */
 static void close_with(ws_t *w, int code, const char *reason)
 {
     set_close(w, code, reason, strlen(reason));
@@ -563,9 +563,9 @@ static int on_message(ws_t *w, const void *data, size_t len, int checked)
     if (app_waits(w)) {
         deliver_message(w, w->msg_text, data, len);
         r = RX_DELIVERED;
-    } else {
+    } else if (w->app_live) {
         enqueue(w, w->msg_text, data, len);
-    }
+    } /* else nobody will read it: the queue must not hold back the client's close */
 done:
     casgi__buf_free(&inflated);
     return r;
@@ -585,6 +585,7 @@ static void on_close_frame(ws_t *w, const unsigned char *payload, size_t len)
         set_close(w, 1005, "", 0); /* "no status received" */
         stop_reading(w);
         send_close(w, 0, "", 0);
+        set_deadline(w, CLOSE_WAIT_MS);
         return;
     }
     unsigned code = (unsigned)payload[0] << 8 | payload[1];
@@ -600,6 +601,7 @@ static void on_close_frame(ws_t *w, const unsigned char *payload, size_t len)
     set_close(w, (int)code, reason, len - 2);
     stop_reading(w);
     send_close(w, (int)code, reason, len - 2);
+    set_deadline(w, CLOSE_WAIT_MS); /* bounds the final flush to a client that stopped reading */
 }
 
 static void on_control(ws_t *w, unsigned opcode, const unsigned char *payload, size_t len)
@@ -779,7 +781,11 @@ static int read_frames(ws_t *w)
 {
     unsigned max_queue = w->server->cfg.ws_max_queue;
     int moved = 0;
-    while (live(w) && w->state == WS_OPEN && !w->rx_closed && w->queued < max_queue) {
+    size_t hwm = w->server->cfg.high_water_mark;
+    /* Output past the high-water mark stops reading too: pings and pongs, not only messages, cost
+     * output, and a client that sends and never reads must not make it grow without bound. */
+    while (live(w) && w->state == WS_OPEN && !w->rx_closed && w->queued < max_queue &&
+           w->tr->buffered(w->t) < hwm) {
         casgi__buf_t *in = w->tr->input(w->t);
         if (casgi__buf_size(in) == 0)
             break;
@@ -1103,7 +1109,8 @@ static void update_reading(ws_t *w)
         return;
     const casgi_config_t *cfg = &w->server->cfg;
     size_t in = casgi__buf_size(w->tr->input(w->t));
-    int want = w->state == WS_OPEN && w->queued < cfg->ws_max_queue && in < cfg->high_water_mark;
+    int want = w->state == WS_OPEN && w->queued < cfg->ws_max_queue && in < cfg->high_water_mark &&
+               w->tr->buffered(w->t) < cfg->high_water_mark;
     if (w->state == WS_HANDSHAKE)
         want = in < cfg->high_water_mark;
     if (want)

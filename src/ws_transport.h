@@ -46,8 +46,9 @@ typedef struct casgi__ws_transport_s {
     /* Appends bytes after the answer (frames, or a body); `data` is borrowed for the call. 0,
      * CASGI_ENOMEM, CASGI_EDISCONNECTED. */
     int (*write)(void *t, const void *data, size_t len);
-    /* Output written but not yet taken by the peer (socket, or HTTP/2 flow control). websocket.c
-     * stops writing frames at cfg.high_water_mark and waits for on_drain. */
+    /* Output written but not yet taken by the peer (socket, or HTTP/2 flow control). Past
+     * cfg.high_water_mark websocket.c holds the app's send callbacks and stops reading until
+     * on_drain. */
     size_t (*buffered)(void *t);
     /* Output was appended: send it at the end of this loop turn. */
     void (*flush_later)(void *t);

@@ -193,6 +193,46 @@ class EchoWsEchoApp(EchoMixin, ServerTestCase):
         return WS_ECHO
 
 
+class PingFlood(ServerTestCase):
+    """A client that sends pings and never reads the pongs holds the server's output at its
+    high-water mark: reading stops there, so memory stays bounded."""
+
+    def test_pings_without_reading_keep_memory_bounded(self):
+        require_file(WS_ECHO, "apps/ws_echo.so")
+        srv = self.start_server(app=WS_ECHO)
+
+        def rss_kib():
+            with open(f"/proc/{srv.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+            raise AssertionError("no VmRSS")
+
+        before = rss_kib()
+        ws = RawWS(srv.port, "/", rcvbuf=4096, timeout=0.5)
+        self.addCleanup(ws.close)
+        self.assertTrue(ws.upgraded(), ws.response)
+        ping = ws_frame(0x9, b"p" * 125)
+        burst = ping * 512  # 64 KiB of pings, 64 KiB of pongs owed
+        sent = 0
+        deadline = time.monotonic() + scaled(3)
+        while time.monotonic() < deadline:
+            try:
+                ws.sock.sendall(burst)
+                sent += len(burst)
+            except socket.timeout:
+                break  # the server stopped reading: what this test is after
+        grown = rss_kib() - before
+        # without the bound the server buffered every pong: hundreds of MB within seconds
+        self.assertLess(grown, 32 * 1024, f"RSS grew by {grown} KiB after {sent} bytes of pings")
+        self.assertGreater(sent, 0)
+        ws.close()
+        with RawWS(srv.port, "/") as other:
+            self.assertTrue(other.upgraded(), other.response)
+            other.send_text("still here")
+            self.assertEqual(other.read_message(), (0x1, b"still here"))
+
+
 class EchoTestApp(EchoMixin, ServerTestCase):
     PATH = "/ws/echo?id=echo"
 
