@@ -340,6 +340,37 @@ def perreq_table(rows, versions):
     return text, footnotes
 
 
+def h2c_breakdown(out_dir, rows):
+    """A footnote: casgi's h2c instructions per request by object file (self cost, the same
+    marginal as the table), from the callgrind profiles perreq.sh keeps; [] without them."""
+    row = next((r for r in rows if r["server"] == "casgi" and r["load"] == "h2c"
+                and r["tool"] == "callgrind" and r["per_request"]), None)
+    if row is None:
+        return []
+    n1, n2 = int(row["n1"]), int(row["n2"])
+    paths = [os.path.join(out_dir, "callgrind", f"casgi-h2c-{n}.out") for n in (n1, n2)]
+    if n1 == n2 or not all(os.path.exists(p) for p in paths):
+        return []
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    try:
+        import cgdiff
+        a, b = (cgdiff.costs(p, False) for p in paths)
+    except Exception as e:  # callgrind_annotate missing or failing: the table stands alone
+        print(f"bench: no h2c breakdown: {e}", file=sys.stderr)
+        return []
+    objs = {}
+    for k in set(a) | set(b):
+        obj = k.rsplit(" [", 1)[1][:-1] if k.endswith("]") else "?"
+        objs[obj] = objs.get(obj, 0) + (b.get(k, 0) - a.get(k, 0)) / (n2 - n1)
+    total = sum(objs.values())
+    if total <= 0:
+        return []
+    parts = [f"{o} {fmt_int(v)} ({100 * v / total:.0f}%)"
+             for o, v in sorted(objs.items(), key=lambda kv: -kv[1]) if v >= 0.02 * total]
+    return ["", f"Where casgi's {fmt_int(total)} instructions per h2c request go (self cost by object "
+            f"file, the same marginal, `bench/cgdiff.py`): " + ", ".join(parts) + "."]
+
+
 def idle_table(rows, versions):
     """Server RSS growth per idle keep-alive connection; target 1 KiB (issue 5)."""
     if not rows:
@@ -463,6 +494,7 @@ def main():
     versions = read_tsv(os.path.join(args.out, "versions.tsv"))
     perreq_rows = read_csv(os.path.join(args.out, "perreq.csv"))
     pr_text, pr_notes = perreq_table(perreq_rows, versions)
+    pr_notes += h2c_breakdown(args.out, perreq_rows)
 
     if args.perreq_only:
         print("\nPer request (marginal over two request counts, one connection):\n")
@@ -566,10 +598,13 @@ column matters there.
 
 {main_text or "(no HTTP loads in this run)"}
 
-WebSocket echo: `bench/ws_load -c 64 -s SIZE` (C, libuv and wslay, one thread), 64 connections
-each with one binary message in flight: it sends, waits for the echo, checks it and sends the
-next. Messages/s counts the echoes received in the run; p99 is the round trip from sending a
-message to having its echo whole. casgi runs `apps/ws_echo.so`, uvicorn a 15-line ASGI echo app
+WebSocket echo: `bench/ws_load -c 64 -s SIZE` (C on libuv, one thread), 64 connections each
+with one binary message in flight: it sends, waits for the echo, checks it and sends the next.
+It frames and masks its own messages, eight bytes a word as the server unmasks them (masking
+byte by byte, as wslay does, cost the client about ten times the server's instructions per 4 KiB
+message), and leaves reading the server's frames and the closing handshake to wslay.
+Messages/s counts the echoes received in the run; p99 is the round trip from sending a message
+to having its echo whole. casgi runs `apps/ws_echo.so`, uvicorn a 15-line ASGI echo app
 with `--ws websockets`; nginx and h2o have no WebSocket echo. The client makes the same system
 calls per message as the server (a read and a write), so its one core saturates about when
 casgi's does; like the keep-alive loads these are compared per server core (messages/s divided
