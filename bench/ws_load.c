@@ -43,6 +43,8 @@
 #include <uv.h>
 #include <wslay/wslay.h>
 
+#include "ws_frame.h"
+
 #define READ_BUF_SIZE (256 * 1024)
 #define HANDSHAKE_MAX 8192
 #define OPEN_TIMEOUT_MS 30000  /* for every connection to finish its handshake */
@@ -356,42 +358,6 @@ static void begin_close(conn_t *c)
     flush(c);
 }
 
-/* Copies LEN bytes from SRC to DST, masked with KEY (RFC 6455 5.3; the payload starts at the
- * key's first byte). Eight bytes a word, 32 a turn, so that the client's masking costs about
- * what the server's unmasking does (src/ws_frame.c) instead of a loop per byte. */
-static void mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_t key[4])
-{
-    uint32_t k32;
-    uint64_t k64;
-    size_t i = 0;
-
-    memcpy(&k32, key, 4);
-    k64 = (uint64_t)k32 << 32 | k32; /* the 4 bytes twice, in either byte order */
-    for (; len - i >= 32; i += 32) {
-        uint64_t a, b, x, y;
-        memcpy(&a, src + i, 8);
-        memcpy(&b, src + i + 8, 8);
-        memcpy(&x, src + i + 16, 8);
-        memcpy(&y, src + i + 24, 8);
-        a ^= k64;
-        b ^= k64;
-        x ^= k64;
-        y ^= k64;
-        memcpy(dst + i, &a, 8);
-        memcpy(dst + i + 8, &b, 8);
-        memcpy(dst + i + 16, &x, 8);
-        memcpy(dst + i + 24, &y, 8);
-    }
-    for (; len - i >= 8; i += 8) {
-        uint64_t a;
-        memcpy(&a, src + i, 8);
-        a ^= k64;
-        memcpy(dst + i, &a, 8);
-    }
-    for (; i < len; i++)
-        dst[i] = src[i] ^ key[i & 3];
-}
-
 /* Appends one unfragmented, masked binary frame carrying DATA to c->out. The client builds its
  * data frames itself: wslay masks byte by byte (about 11 instructions a byte), which made the
  * client, not the server, the limit at 4 KiB. wslay still parses what the server sends and
@@ -400,29 +366,19 @@ static void mask_copy(uint8_t *dst, const uint8_t *src, size_t len, const uint8_
 static int frame_binary(conn_t *c, const uint8_t *data, size_t len)
 {
     uint8_t head[14];
-    size_t hlen, i;
+    size_t hlen;
     uint64_t r = prng_next();
 
-    head[0] = 0x80 | WSLAY_BINARY_FRAME; /* FIN, opcode 2 */
-    if (len < 126) {
-        head[1] = 0x80 | (uint8_t)len;
-        hlen = 2;
-    } else if (len <= 0xFFFF) {
-        head[1] = 0x80 | 126;
-        head[2] = (uint8_t)(len >> 8);
-        head[3] = (uint8_t)len;
-        hlen = 4;
-    } else {
-        head[1] = 0x80 | 127;
-        for (i = 0; i < 8; i++)
-            head[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
-        hlen = 10;
-    }
+    /* the server's header writer (src/ws_frame.c), with the MASK bit a client must set */
+    hlen = casgi__ws_frame_header(head, CASGI__WS_FIN | CASGI__WS_OP_BINARY, len);
+    head[1] |= 0x80;
     memcpy(head + hlen, &r, 4); /* the masking key */
     hlen += 4;
     if (buf_append(&c->out, head, hlen) != 0 || buf_append(&c->out, NULL, len) != 0)
         return -1;
-    mask_copy((uint8_t *)c->out.data + c->out.len - len, data, len, head + hlen - 4);
+    /* masking is unmasking: the same XOR, 8 bytes at a time (src/ws_frame.c) */
+    casgi__ws_frame_unmask((uint8_t *)c->out.data + c->out.len - len, data, len, head + hlen - 4,
+                           0);
     return 0;
 }
 
