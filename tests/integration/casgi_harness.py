@@ -633,6 +633,15 @@ def connect_refused(port, timeout=2.0):
     return False
 
 
+def rss_kib(pid):
+    """The resident set of a process, in KiB (VmRSS from /proc/PID/status)."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
 def wait_until(predicate, timeout, interval=0.05):
     """Polls `predicate` until it returns a true value (returned) or `timeout` passes (None)."""
     deadline = time.monotonic() + timeout

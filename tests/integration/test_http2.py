@@ -21,7 +21,7 @@ import subprocess
 import time
 import unittest
 
-from casgi_harness import (CASGI_EEVENT, CASGI_EHEADER, CASGI_ELENGTH, CASGI_ESTATE,
+from casgi_harness import (rss_kib, CASGI_EEVENT, CASGI_EHEADER, CASGI_ELENGTH, CASGI_ESTATE,
                            CASGI_ESTATUS, HOST, IO_TIMEOUT, SCALE, Conn, ServerTestCase, app_log,
                            build_request, chunked, curl, fnv1a, get, parse_codes,
                            parse_scope, scaled, wait_log)
@@ -551,14 +551,6 @@ class H2Client:
             pass
 
 
-def vm_rss_kb(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS in /proc/PID/status")
-
-
 # ---------------------------------------------------------------------------------------------
 # Tests
 # ---------------------------------------------------------------------------------------------
@@ -848,7 +840,7 @@ class FlowControl(H2TestCase):
         c = self.client()
         c.wait(lambda: c.remote_settings, what="the server's SETTINGS")
         self.assertOk(c.get("/ok"))
-        rss_before = vm_rss_kb(self.srv.proc.pid)
+        rss_before = rss_kib(self.srv.proc.pid)
         size = 64 << 20
         sid = c.conn.get_next_available_stream_id()
         c.no_ack.add(sid)
@@ -861,7 +853,7 @@ class FlowControl(H2TestCase):
         self.assertFalse(big.done, big)
         # Other streams on the same connection are still answered.
         self.assertOk(c.get("/ok"))
-        grown = vm_rss_kb(self.srv.proc.pid) - rss_before
+        grown = rss_kib(self.srv.proc.pid) - rss_before
         self.assertLess(grown, 8 * 1024, f"server RSS grew by {grown} KiB while a {size}-byte "
                                           f"response waited for the client's window")
         # Reopening the window lets more through.

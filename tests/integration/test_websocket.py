@@ -18,7 +18,7 @@ import time
 import unittest
 import zlib
 
-from casgi_harness import (CASGI_EDISCONNECTED, IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT,
+from casgi_harness import (rss_kib, CASGI_EDISCONNECTED, IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT,
                            OP_PING, OP_PONG, OP_TEXT, TESTAPP, WS_ECHO, RawWS, ServerTestCase,
                            Thread, app_log, build_request, exchange, get, parse_codes,
                            parse_scope, require_file, scaled, send_until_blocked, wait_log,
@@ -201,14 +201,7 @@ class PingFlood(ServerTestCase):
         require_file(WS_ECHO, "apps/ws_echo.so")
         srv = self.start_server(app=WS_ECHO)
 
-        def rss_kib():
-            with open(f"/proc/{srv.proc.pid}/status") as f:
-                for line in f:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1])
-            raise AssertionError("no VmRSS")
-
-        before = rss_kib()
+        before = rss_kib(srv.proc.pid)
         ws = RawWS(srv.port, "/", rcvbuf=4096, timeout=0.5)
         self.addCleanup(ws.close)
         self.assertTrue(ws.upgraded(), ws.response)
@@ -222,7 +215,7 @@ class PingFlood(ServerTestCase):
                 sent += len(burst)
             except socket.timeout:
                 break  # the server stopped reading: what this test is after
-        grown = rss_kib() - before
+        grown = rss_kib(srv.proc.pid) - before
         # without the bound the server buffered every pong: hundreds of MB within seconds
         self.assertLess(grown, 32 * 1024, f"RSS grew by {grown} KiB after {sent} bytes of pings")
         self.assertGreater(sent, 0)

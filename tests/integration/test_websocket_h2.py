@@ -25,7 +25,7 @@ import time
 import unittest
 import zlib
 
-from casgi_harness import (HOST, IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
+from casgi_harness import (rss_kib, HOST, IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
                            OP_TEXT, TESTAPP, WS_ECHO, ServerTestCase, get, parse_codes,
                            parse_scope, require_file, scaled, wait_log, ws_close_payload,
                            ws_frame, ws_parse_frame)
@@ -535,14 +535,6 @@ def deflate(data):
     out = c.compress(data) + c.flush(zlib.Z_SYNC_FLUSH)
     assert out.endswith(b"\x00\x00\xff\xff")
     return out[:-4]
-
-
-def rss_kib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    raise AssertionError("no VmRSS")
 
 
 class H2TestCase(ServerTestCase):
