@@ -69,7 +69,6 @@ typedef struct stream_s {
     size_t num_fields;
     size_t head_size;
     span_t method, path, scheme, authority, protocol;
-    int has_host;
     int error_status; /* the request is refused with this status instead of reaching the app */
     uint64_t request_start;
 
@@ -220,11 +219,27 @@ static int head_append(stream_t *s, const uint8_t *data, size_t len, size_t *off
     *off = s->head.len;
     if (casgi__buf_reserve(&s->head, len + 1))
         return -1;
-    *off = s->head.len;
     if (len)
         memcpy(s->head.base + s->head.len, data, len);
     s->head.len += len;
     return 0;
+}
+
+/*
+ * Records one request field (name and value copied into the head). Returns the name's copy,
+ * valid until the next append, or NULL when out of memory.
+ */
+static char *add_field(stream_t *s, const void *name, size_t name_len, const void *value,
+                       size_t value_len)
+{
+    field_t f = {0, name_len, 0, value_len};
+    if (casgi__buf_reserve(&s->fields, sizeof(f)) || head_append(s, name, name_len, &f.name_off) ||
+        head_append(s, value, value_len, &f.value_off))
+        return NULL;
+    memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
+    s->fields.len += sizeof(f);
+    s->num_fields++;
+    return s->head.base + f.name_off;
 }
 
 static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *user)
@@ -253,7 +268,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
-static void take_pseudo(stream_t *s, span_t *span, size_t off, size_t len)
+static void take_pseudo(span_t *span, size_t off, size_t len)
 {
     span->off = off;
     span->len = len;
@@ -297,23 +312,13 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
         case 10: span = memcmp(name, ":authority", 10) == 0 ? &s->authority : NULL; break;
         }
         if (span)
-            take_pseudo(s, span, off, valuelen);
+            take_pseudo(span, off, valuelen);
         if (span == &s->path && valuelen > cfg->max_url)
             s->error_status = 414;
         return 0;
     }
-    if (casgi__buf_reserve(&s->fields, sizeof(field_t)))
+    if (add_field(s, name, namelen, value, valuelen) == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    field_t f;
-    if (head_append(s, name, namelen, &f.name_off) || head_append(s, value, valuelen, &f.value_off))
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    f.name_len = namelen;
-    f.value_len = valuelen;
-    memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
-    s->fields.len += sizeof(f);
-    s->num_fields++;
-    if (namelen == 4 && memcmp(name, "host", 4) == 0)
-        s->has_host = 1;
     uint64_t declared;
     if (cfg->max_body_size && namelen == 14 && memcmp(name, "content-length", 14) == 0 &&
         casgi__headers_parse_length((casgi_bytes_t){(const char *)value, valuelen}, &declared) ==
@@ -333,17 +338,20 @@ static int build_scope(stream_t *s)
     casgi_server_t *server = h2->server;
     casgi__conn_t *conn = h2->conn;
     size_t root_len = strlen(server->root_path);
-    int add_host = !s->has_host && s->authority.set;
     /* RFC 9113 8.2.3: cookie crumbs are joined with "; " for an HTTP/1-style consumer */
     size_t cookies = 0, cookie_len = 0;
+    int has_host = 0;
     for (size_t i = 0; i < s->num_fields; i++) {
         field_t f;
         memcpy(&f, s->fields.base + i * sizeof(f), sizeof(f));
-        if (f.name_len == 6 && memcmp(s->head.base + f.name_off, "cookie", 6) == 0) {
+        const char *name = s->head.base + f.name_off;
+        if (f.name_len == 6 && memcmp(name, "cookie", 6) == 0) {
             cookies++;
             cookie_len += f.value_len + 2;
         }
+        has_host |= f.name_len == 4 && memcmp(name, "host", 4) == 0;
     }
+    int add_host = !has_host && s->authority.set;
     if (casgi__buf_reserve(&s->head,
                            s->path.len + 2 * root_len + 8 + (cookies > 1 ? cookie_len : 0)) ||
         casgi__buf_reserve(&s->fields, add_host ? sizeof(field_t) : 0))
@@ -942,19 +950,13 @@ static int start_pushed(stream_t *parent, const casgi_event_t *ev)
                            : nva[i].namelen == 7 && nva[i].name[1] == 'm' ? &s->method
                            : nva[i].namelen == 7                          ? &s->scheme
                                                                           : &s->authority;
-            take_pseudo(s, span, off, nva[i].valuelen);
+            take_pseudo(span, off, nva[i].valuelen);
             continue;
         }
-        field_t f = {0, nva[i].namelen, 0, nva[i].valuelen};
-        if (casgi__buf_reserve(&s->fields, sizeof(f)) ||
-            head_append(s, nva[i].name, nva[i].namelen, &f.name_off) ||
-            head_append(s, nva[i].value, nva[i].valuelen, &f.value_off))
+        char *name = add_field(s, nva[i].name, nva[i].namelen, nva[i].value, nva[i].valuelen);
+        if (name == NULL)
             goto nomem;
-        casgi__headers_lower(s->head.base + f.name_off, f.name_len); /* scope names are */
-        memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
-        s->fields.len += sizeof(f);
-        s->num_fields++;
-        s->has_host |= f.name_len == 4 && memcmp(s->head.base + f.name_off, "host", 4) == 0;
+        casgi__headers_lower(name, nva[i].namelen); /* scope names are */
     }
     int32_t id =
         nghttp2_submit_push_promise(h2->session, NGHTTP2_FLAG_NONE, parent->id, nva, count, s);
@@ -1792,7 +1794,7 @@ int casgi__http2_upgrade(casgi__conn_t *conn, const casgi_scope_t *scope, const 
     /* stream 1 is the HTTP/1.1 request: its head and body, already complete */
     size_t off;
     int err = head_append(s, (const uint8_t *)scope->method.base, scope->method.len, &off);
-    take_pseudo(s, &s->method, off, scope->method.len);
+    take_pseudo(&s->method, off, scope->method.len);
     /* the request target as sent: raw path (without root_path) and query */
     size_t root_len = scope->root_path.len;
     casgi_bytes_t raw = {scope->raw_path.base + root_len, scope->raw_path.len - root_len};
@@ -1805,22 +1807,13 @@ int casgi__http2_upgrade(casgi__conn_t *conn, const casgi_scope_t *scope, const 
                            &qoff);
         path_len += 1 + scope->query_string.len;
     }
-    take_pseudo(s, &s->path, off, path_len);
+    take_pseudo(&s->path, off, path_len);
     for (size_t i = 0; i < scope->num_headers && !err; i++) {
         casgi_bytes_t name = scope->headers[i].name;
         if (connection_specific(name) || CASGI_NAME_IS(name, "http2-settings"))
             continue;
-        field_t f = {0, name.len, 0, scope->headers[i].value.len};
-        err |= casgi__buf_reserve(&s->fields, sizeof(f));
-        err |= head_append(s, (const uint8_t *)name.base, name.len, &f.name_off);
-        err |= head_append(s, (const uint8_t *)scope->headers[i].value.base, f.value_len,
-                           &f.value_off);
-        if (err)
-            break;
-        memcpy(s->fields.base + s->fields.len, &f, sizeof(f));
-        s->fields.len += sizeof(f);
-        s->num_fields++;
-        s->has_host |= CASGI_NAME_IS(name, "host");
+        casgi_bytes_t value = scope->headers[i].value;
+        err |= add_field(s, name.base, name.len, value.base, value.len) == NULL;
     }
     err |= casgi__buf_append(&s->body, body.base, body.len);
     if (err) {
