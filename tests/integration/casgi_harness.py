@@ -846,6 +846,35 @@ def ws_parse_frame(buf):
     return Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, masked, payload), pos + n
 
 
+def assemble_ws_message(next_frame, send_pong, answer_pings=True):
+    """The next data message from a WebSocket frame source, for every raw client (over TCP and
+    over an HTTP/2 stream): (opcode, payload) with fragments joined, pings answered with
+    send_pong(payload) when `answer_pings`, pongs skipped; ("close", Frame) for a close frame;
+    (None, None) when next_frame() returns None (the byte stream ended first)."""
+    opcode, parts = None, []
+    while True:
+        f = next_frame()
+        if f is None:
+            return None, None
+        if f.opcode == OP_CLOSE:
+            return "close", f
+        if f.opcode == OP_PING:
+            if answer_pings:
+                send_pong(f.payload)
+            continue
+        if f.opcode == OP_PONG:
+            continue
+        if f.opcode != OP_CONT:
+            if opcode is not None:
+                raise ProtocolError(f"new message inside a fragmented one: {f!r}")
+            opcode = f.opcode
+        elif opcode is None:
+            raise ProtocolError(f"continuation without a message: {f!r}")
+        parts.append(f.payload)
+        if f.fin:
+            return opcode, b"".join(parts)
+
+
 class RawWS:
     """A WebSocket client on a plain socket: sends the handshake (plus `extra` bytes in the same
     sendall), reads the HTTP response, then reads and writes raw frames.
@@ -970,28 +999,9 @@ class RawWS:
         """(opcode, payload) of the next data message (fragments joined; pings answered, pongs
         skipped); ("close", Frame) for a close frame; (None, None) when TCP closed first."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        opcode, parts = None, []
-        while True:
-            f = self.read_frame(max(0.01, deadline - time.monotonic()))
-            if f is None:
-                return None, None
-            if f.opcode == OP_CLOSE:
-                return "close", f
-            if f.opcode == OP_PING:
-                if answer_pings:
-                    self.send_frame(OP_PONG, f.payload)
-                continue
-            if f.opcode == OP_PONG:
-                continue
-            if f.opcode != OP_CONT:
-                if opcode is not None:
-                    raise ProtocolError(f"new message inside a fragmented one: {f!r}")
-                opcode = f.opcode
-            elif opcode is None:
-                raise ProtocolError(f"continuation without a message: {f!r}")
-            parts.append(f.payload)
-            if f.fin:
-                return opcode, b"".join(parts)
+        return assemble_ws_message(
+            lambda: self.read_frame(max(0.01, deadline - time.monotonic())),
+            lambda payload: self.send_frame(OP_PONG, payload), answer_pings)
 
     def expect_close(self, timeout=None, reply=True):
         """Reads until the server's close frame (data frames are collected, pings ignored) and

@@ -25,7 +25,7 @@ import time
 import unittest
 import zlib
 
-from casgi_harness import (rss_kib, HOST, IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
+from casgi_harness import (assemble_ws_message, rss_kib, HOST, IO_TIMEOUT, OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG,
                            OP_TEXT, TESTAPP, WS_ECHO, ServerTestCase, get, parse_codes,
                            parse_scope, require_file, scaled, wait_log, ws_close_payload,
                            ws_frame, ws_parse_frame)
@@ -446,28 +446,9 @@ class H2Client:
         """(opcode, payload) of the next data message (fragments joined, pings answered, pongs
         skipped); ("close", Frame); (None, None) when the stream ended first."""
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
-        opcode, parts = None, []
-        while True:
-            f = self.read_frame(sid, max(0.01, deadline - time.monotonic()))
-            if f is None:
-                return None, None
-            if f.opcode == OP_CLOSE:
-                return "close", f
-            if f.opcode == OP_PING:
-                if answer_pings:
-                    self.send_frame(sid, OP_PONG, f.payload)
-                continue
-            if f.opcode == OP_PONG:
-                continue
-            if f.opcode != OP_CONT:
-                if opcode is not None:
-                    raise AssertionError(f"new message inside a fragmented one: {f!r}")
-                opcode = f.opcode
-            elif opcode is None:
-                raise AssertionError(f"continuation without a message: {f!r}")
-            parts.append(f.payload)
-            if f.fin:
-                return opcode, b"".join(parts)
+        return assemble_ws_message(
+            lambda: self.read_frame(sid, max(0.01, deadline - time.monotonic())),
+            lambda payload: self.send_frame(sid, OP_PONG, payload), answer_pings)
 
     def wait_done(self, sid, timeout=None):
         st = self.streams[sid]
