@@ -1,3 +1,6 @@
+#include <netinet/in.h>
+#include <stdio.h>
+
 #include "call.h"
 #include "headers.h"
 
@@ -38,6 +41,44 @@ casgi__delivered_t casgi__call_deliver_http(casgi_call_t *call, int gone, const 
     ev.request.more_body = !complete;
     casgi__call_deliver(call, &ev);
     return CASGI__DELIVERED_BODY;
+}
+
+static int access_logged(const casgi_call_t *call)
+{
+    return call->server->cfg.access_log && call->server->log.level <= CASGI_LOG_INFO;
+}
+
+/* The client field: "host:port", or "-" for a Unix-socket client, which has no address. */
+static void client_text(const casgi_scope_t *s, char out[INET6_ADDRSTRLEN + 8])
+{
+    if (s->client.host)
+        snprintf(out, INET6_ADDRSTRLEN + 8, "%s:%d", s->client.host, s->client.port);
+    else
+        memcpy(out, "-", 2);
+}
+
+void casgi__call_log_request(const casgi_call_t *call, casgi_bytes_t target, uint64_t start)
+{
+    if (!access_logged(call))
+        return;
+    const casgi_scope_t *s = &call->scope;
+    char client[INET6_ADDRSTRLEN + 8];
+    client_text(s, client);
+    double ms = (double)(uv_hrtime() - start) / 1e6;
+    casgi__log_write(&call->server->log, CASGI_LOG_INFO, 1, "%s - \"%.*s %.*s HTTP/%s\" %d %.3fms",
+                     client, (int)s->method.len, s->method.base, (int)target.len, target.base,
+                     s->http_version, call->status, ms);
+}
+
+void casgi__call_log_websocket(const casgi_call_t *call, const char *outcome)
+{
+    if (!access_logged(call))
+        return;
+    const casgi_scope_t *s = &call->scope;
+    char client[INET6_ADDRSTRLEN + 8];
+    client_text(s, client);
+    casgi__log_write(&call->server->log, CASGI_LOG_INFO, 1, "%s - \"WebSocket %.*s\" [%s]", client,
+                     (int)s->raw_path.len, s->raw_path.base, outcome);
 }
 
 void casgi__call_send_done(casgi_call_t *call, int status)

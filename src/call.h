@@ -65,6 +65,14 @@ typedef enum {
 } casgi__delivered_t;
 casgi__delivered_t casgi__call_deliver_http(casgi_call_t *call, int gone, const casgi__buf_t *body,
                                             int complete, int final_delivered);
+/*
+ * Access-log lines in Uvicorn's format, at INFO; nothing when the access log is off. HTTP:
+ * '127.0.0.1:5000 - "GET /p?q HTTP/1.1" 200 0.123ms', `target` as the client sent it and
+ * `start` the uv_hrtime() of its first byte. WebSocket: '127.0.0.1:5000 - "WebSocket /p"
+ * [accepted]'.
+ */
+void casgi__call_log_request(const casgi_call_t *call, casgi_bytes_t target, uint64_t start);
+void casgi__call_log_websocket(const casgi_call_t *call, const char *outcome);
 /* Completes the pending send callback, if any, with `status`. */
 void casgi__call_send_done(casgi_call_t *call, int status);
 /* Completes whatever is pending with CASGI_ECANCELED. */

@@ -607,26 +607,12 @@ static const llhttp_settings_t parser_settings = {
 
 /* ---- the response ------------------------------------------------------------------------ */
 
-static void access_log(http1_t *h)
-{
-    casgi_server_t *server = h->server;
-    if (!server->cfg.access_log || server->log.level > CASGI_LOG_INFO)
-        return;
-    const casgi_scope_t *s = &h->call.scope;
-    double ms = (double)(uv_hrtime() - h->request_start) / 1e6;
-    char client[INET6_ADDRSTRLEN + 8] = "-"; /* a Unix-socket client has no address */
-    if (s->client.host)
-        snprintf(client, sizeof(client), "%s:%d", s->client.host, s->client.port);
-    casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s - \"%.*s %.*s HTTP/%s\" %d %.3fms",
-                     client, (int)s->method.len, s->method.base, (int)h->url_len,
-                     h->head.base + h->url_off, s->http_version, h->call.status, ms);
-}
-
 static void response_done(http1_t *h)
 {
     h->response_done = 1;
     casgi__server_request_done(h->server);
-    access_log(h);
+    casgi__call_log_request(&h->call, (casgi_bytes_t){h->head.base + h->url_off, h->url_len},
+                            h->request_start);
     if (h->will_close)
         casgi__conn_close_after_flush(h->conn);
     wake(h);

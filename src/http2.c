@@ -541,22 +541,6 @@ static int submit_head(stream_t *s, int status, const casgi_header_t *headers, s
     return 0;
 }
 
-static void access_log(stream_t *s)
-{
-    casgi_server_t *server = s->call.server;
-    if (s->logged || !server->cfg.access_log || server->log.level > CASGI_LOG_INFO)
-        return;
-    s->logged = 1;
-    const casgi_scope_t *sc = &s->call.scope;
-    double ms = (double)(uv_hrtime() - s->request_start) / 1e6;
-    char client[INET6_ADDRSTRLEN + 8] = "-";
-    if (sc->client.host)
-        snprintf(client, sizeof(client), "%s:%d", sc->client.host, sc->client.port);
-    casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s - \"%.*s %.*s HTTP/2\" %d %.3fms", client,
-                     (int)sc->method.len, sc->method.base, (int)s->path.len,
-                     s->head.base + s->path.off, s->call.status, ms);
-}
-
 /* The server's own answer to a request the app never sees. */
 static void respond_error(stream_t *s, int status, const char *why)
 {
@@ -671,7 +655,11 @@ static void response_complete(stream_t *s)
 {
     s->out_eof = 1;
     casgi__server_request_done(s->call.server);
-    access_log(s);
+    if (!s->logged) {
+        s->logged = 1;
+        casgi__call_log_request(&s->call, (casgi_bytes_t){s->head.base + s->path.off, s->path.len},
+                                s->request_start);
+    }
     resume(s);
 }
 

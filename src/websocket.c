@@ -437,20 +437,6 @@ static void close_gracefully(ws_t *w, int code, const char *reason, size_t len)
     set_deadline(w, CLOSE_WAIT_MS);
 }
 
-/* Uvicorn's line for a handshake: '127.0.0.1:5000 - "WebSocket /path" [accepted]'. */
-static void access_log(ws_t *w, const char *outcome)
-{
-    casgi_server_t *server = w->server;
-    if (!server->cfg.access_log || server->log.level > CASGI_LOG_INFO)
-        return;
-    const casgi_scope_t *s = &w->call.scope;
-    char client[INET6_ADDRSTRLEN + 8] = "-";
-    if (s->client.host)
-        snprintf(client, sizeof(client), "%s:%d", s->client.host, s->client.port);
-    casgi__log_write(&server->log, CASGI_LOG_INFO, 1, "%s - \"WebSocket %.*s\" [%s]", client,
-                     (int)s->raw_path.len, s->raw_path.base, outcome);
-}
-
 /*
  * A complete HTTP answer to the handshake (with a content-length, so the client need not wait
  * for the close), then the carrier ends. Over HTTP/1.1 it says "connection: close"; a 426 names
@@ -458,7 +444,7 @@ static void access_log(ws_t *w, const char *outcome)
  */
 static void refuse(ws_t *w, int status)
 {
-    access_log(w, status == 403 ? "rejected" : "refused");
+    casgi__call_log_websocket(&w->call, status == 403 ? "rejected" : "refused");
     const char *body = status == 403   ? "Forbidden\n"
                        : status == 426 ? "Upgrade Required\n"
                        : status == 500 ? "Internal Server Error\n"
@@ -847,7 +833,7 @@ static int accept_upgrade(ws_t *w, const casgi_event_t *ev)
     if (err)
         goto fail_deflate;
     w->state = WS_OPEN;
-    access_log(w, "accepted");
+    casgi__call_log_websocket(&w->call, "accepted");
     if (server->cfg.ws_ping_interval)
         set_deadline(w, server->cfg.ws_ping_interval);
     else
