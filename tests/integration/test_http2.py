@@ -12,6 +12,7 @@ Only 127.0.0.1; every wait is bounded; each server is stopped and checked for sa
 """
 
 import os
+import re
 import select
 import shutil
 import signal
@@ -586,6 +587,11 @@ class PriorKnowledge(H2TestCase):
         self.assertTrue(p.stdout.startswith(b"HTTP/2 200"), p.stdout)
         self.assertTrue(p.stdout.endswith(b"\r\n\r\nok"), p.stdout)
         self.assertIn(b"\r\ncontent-length: 2\r\n", p.stdout)
+
+    def test_access_log_line(self):
+        p = curl("--http2-prior-knowledge", f"http://127.0.0.1:{self.port}/ok?x=1")
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.srv.wait_stderr(re.compile(r'127\.0\.0\.1:\d+ - "GET /ok\?x=1 HTTP/2" 200 '))
 
     def test_curl_prior_knowledge_post(self):
         body = os.urandom(100000)
