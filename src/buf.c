@@ -69,7 +69,9 @@ int casgi__buf_reserve_pooled(casgi__pool_t *pool, casgi__buf_t *b, size_t extra
 void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b)
 {
     CASGI_ASSERT(b->off == b->len);
-    if (b->base != NULL && b->cap == CASGI_POOL_BLOCK) {
+    if (b->base == NULL)
+        return;
+    if (b->cap == CASGI_POOL_BLOCK) {
         casgi__pool_give(pool, b->base);
         b->base = NULL;
         b->off = b->len = b->cap = 0;

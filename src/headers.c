@@ -14,34 +14,92 @@ static const unsigned char token_chars[256] = {
     ['v'] = 1, ['w'] = 1, ['x'] = 1, ['y'] = 1, ['z'] = 1,
 };
 
+/*
+ * The per-byte loops below run on every header of every request and response, so they carry no
+ * branch per byte: table lookups are accumulated and judged once. Lower-casing and the value check
+ * go eight bytes at a time; a name or value of eight bytes or more ends with one more word that
+ * overlaps the previous one rather than a byte loop, which is harmless for a check and for an
+ * idempotent lower-casing.
+ */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+static inline uint64_t load_word(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+static inline int bytes_are_token(const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    unsigned char ok = 1;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4) /* four lookups per loop test */
+        ok &= token_chars[u[i]] & token_chars[u[i + 1]] & token_chars[u[i + 2]] &
+              token_chars[u[i + 3]];
+    for (; i < n; i++)
+        ok &= token_chars[u[i]];
+    return ok;
+}
+
+/* w with every byte in 'A'..'Z' lower-cased; exact per byte (no carry crosses a byte). */
+static inline uint64_t word_lower(uint64_t w)
+{
+    uint64_t low7 = w & ~HIGHS;
+    uint64_t upper = (low7 + (0x80 - 'A') * ONES) & ~(low7 + (0x7f - 'Z') * ONES) & ~w & HIGHS;
+    return w | upper >> 2; /* 0x80 >> 2 is the 0x20 case bit */
+}
+
 int casgi__headers_lower_token(char *s, size_t len)
 {
-    unsigned char ok = len > 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        ok &= token_chars[(unsigned char)c];
-        s[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+    if (len < 8) {
+        for (size_t i = 0; i < len; i++)
+            s[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
+    } else {
+        size_t i = 0;
+        for (; i + 8 < len; i += 8) {
+            uint64_t w = word_lower(load_word(s + i));
+            memcpy(s + i, &w, 8);
+        }
+        uint64_t w = word_lower(load_word(s + len - 8));
+        memcpy(s + len - 8, &w, 8);
     }
-    return ok;
+    return len > 0 && bytes_are_token(s, len);
 }
 
 int casgi__headers_valid_name(casgi_bytes_t name)
 {
-    if (name.len == 0)
-        return 0;
-    for (size_t i = 0; i < name.len; i++)
-        if (!token_chars[(unsigned char)name.base[i]])
-            return 0;
-    return 1;
+    return name.len > 0 && bytes_are_token(name.base, name.len);
+}
+
+/* Nonzero when a byte of w is below '\r' + 1: the only words that can hold NUL, LF or CR. */
+static inline uint64_t word_has_low_byte(uint64_t w)
+{
+    return (w - ('\r' + 1) * ONES) & ~w & HIGHS;
+}
+
+static int bytes_split(const char *s, size_t n)
+{
+    static const unsigned char splits[256] = {['\0'] = 1, ['\n'] = 1, ['\r'] = 1};
+    unsigned char bad = 0;
+    for (size_t i = 0; i < n; i++)
+        bad |= splits[(unsigned char)s[i]];
+    return bad;
 }
 
 int casgi__headers_valid_value(casgi_bytes_t value)
 {
-    static const unsigned char splits[256] = {['\0'] = 1, ['\n'] = 1, ['\r'] = 1};
-    unsigned char bad = 0;
-    for (size_t i = 0; i < value.len; i++)
-        bad |= splits[(unsigned char)value.base[i]]; /* no branch per byte */
-    return !bad;
+    const char *s = value.base;
+    size_t len = value.len;
+    if (len < 8)
+        return !bytes_split(s, len);
+    /* Only a word with a byte below 14 (a tab, mostly) needs its bytes looked at. */
+    for (size_t i = 0; i + 8 < len; i += 8)
+        if (word_has_low_byte(load_word(s + i)) && bytes_split(s + i, 8))
+            return 0;
+    return !(word_has_low_byte(load_word(s + len - 8)) && bytes_split(s + len - 8, 8));
 }
 
 int casgi__headers_validate(const casgi_header_t *headers, size_t n)

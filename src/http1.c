@@ -31,12 +31,14 @@ typedef struct http1_s {
     casgi__task_t task;
     int refs; /* one for the connection, one while the app holds the call, one inside run() */
     llhttp_t parser;
-    casgi_call_t call;
 
     /* request head: every string of the scope lives in `head`, reused across keep-alive requests */
     casgi__buf_t head;
-    casgi__buf_t fields; /* field_t while parsing, turned in place into the casgi_header_t array */
-    size_t num_fields;
+    /* field_t while parsing, turned in place into the casgi_header_t array: fields_inline, or
+     * spilled into a pool block (fields_spill) for a head with more fields than it holds */
+    field_t *fields;
+    size_t num_fields, fields_cap;
+    casgi__buf_t fields_spill;
     size_t url_off, url_len;
     size_t head_size;
     const char *error_why;
@@ -63,6 +65,7 @@ typedef struct http1_s {
     unsigned broken : 1; /* an error response is going out; parse nothing more */
     unsigned in_field_name : 1;
     unsigned head_done : 1;   /* later header callbacks are chunked trailers: dropped */
+    unsigned head_deadline_set : 1;
     unsigned ws_upgrade : 1;  /* the head asks for a WebSocket: websocket.c takes the connection */
     unsigned h2c_upgrade : 1; /* the request asks for h2c: collect its body, then http2.c takes
                                  the connection and serves it as stream 1 */
@@ -77,6 +80,10 @@ typedef struct http1_s {
     unsigned response_done : 1;
     uint64_t content_length;
     uint64_t body_sent;
+
+    /* Not zeroed by http1_new(): written before they are read. */
+    field_t fields_inline[16]; /* most requests carry fewer headers: no block to take */
+    casgi_call_t call;         /* casgi__call_init() zeroes it for each request */
 } http1_t;
 
 static const casgi__call_ops_t call_ops;
@@ -233,15 +240,37 @@ static int head_append(http1_t *h, const char *at, size_t len)
     return 0;
 }
 
+/* Makes room for one more field: the inline array moves into a pool block when full. */
+static int spill_fields(http1_t *h)
+{
+    casgi__buf_t *b = &h->fields_spill;
+    size_t used = h->num_fields * sizeof(field_t);
+    if (h->fields == h->fields_inline) {
+        if (scratch_reserve(h, b, used + sizeof(field_t)))
+            return -1;
+        memcpy(b->base, h->fields_inline, used);
+    } else {
+        b->len = used;
+        if (scratch_reserve(h, b, sizeof(field_t)))
+            return -1;
+    }
+    b->len = used;
+    h->fields = (field_t *)b->base;
+    h->fields_cap = b->cap / sizeof(field_t);
+    return 0;
+}
+
 /* Between requests a connection holds no request memory: the blocks go back to the pool. */
 static void release_scratch(http1_t *h)
 {
-    casgi__buf_t *bufs[] = {&h->head, &h->fields, &h->body};
+    casgi__buf_t *bufs[] = {&h->head, &h->fields_spill, &h->body};
     for (size_t i = 0; i < ARRAY_SIZE(bufs); i++) {
         casgi__buf_clear(bufs[i]);
         casgi__buf_release(&h->server->pool, bufs[i]);
     }
     h->num_fields = 0;
+    h->fields = h->fields_inline;
+    h->fields_cap = ARRAY_SIZE(h->fields_inline);
 }
 
 static void unref(http1_t *h)
@@ -356,7 +385,7 @@ static int on_message_begin(llhttp_t *p)
     h->trailers_begun = h->response_done = 0;
     h->content_length = h->body_sent = 0;
     h->request_start = h->server->cfg.access_log ? uv_hrtime() : 0;
-    casgi__conn_set_deadline(h->conn, h->server->cfg.timeout_request_header);
+    h->head_deadline_set = 0; /* see parse() */
     return 0;
 }
 
@@ -380,16 +409,15 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     http1_t *h = p->data;
     if (h->head_done)
         return 0; /* ASGI has no request trailers; the scope's strings must not move */
-    field_t *f = h->num_fields ? (field_t *)h->fields.base + h->num_fields - 1 : NULL;
+    field_t *f = h->num_fields ? &h->fields[h->num_fields - 1] : NULL;
     if (!h->in_field_name) {
         h->in_field_name = 1;
         /* a new field starts: 4 more bytes of ": " and CRLF count toward the limit */
         if (grow_head(h, 4))
             return -1;
-        if (scratch_reserve(h, &h->fields, sizeof(field_t)))
+        if (h->num_fields == h->fields_cap && spill_fields(h))
             return -1;
-        f = (field_t *)h->fields.base + h->num_fields++;
-        h->fields.len += sizeof(field_t);
+        f = &h->fields[h->num_fields++];
         f->name_off = h->head.len;
         f->name_len = 0;
         f->value_off = f->value_len = 0;
@@ -412,7 +440,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     http1_t *h = p->data;
     if (h->head_done)
         return 0;
-    field_t *f = (field_t *)h->fields.base + h->num_fields - 1;
+    field_t *f = &h->fields[h->num_fields - 1];
     if (f->value_len == 0) {
         f->value_off = h->head.len;
     } else if (at != h->value_end && at != h->exec_data) {
@@ -447,8 +475,8 @@ static int build_scope(http1_t *h)
     uint64_t declared_length = 0;
     int has_length = 0;
     for (size_t i = 0; i < h->num_fields; i++) {
-        field_t f = ((field_t *)h->fields.base)[i]; /* copied: hd overwrites it in place */
-        casgi_header_t *hd = (casgi_header_t *)h->fields.base + i;
+        field_t f = h->fields[i]; /* copied: hd overwrites it in place */
+        casgi_header_t *hd = (casgi_header_t *)&h->fields[i];
         hd->name = (casgi_bytes_t){base + f.name_off, f.name_len};
         /* llhttp lets "Name :" and "Bad Name:" through; RFC 9112 5.1 says 400 */
         if (!casgi__headers_lower_token(base + f.name_off, f.name_len)) {
@@ -500,7 +528,7 @@ static int build_scope(http1_t *h)
     casgi_bytes_t target = {base + h->url_off, h->url_len};
     h->head.len +=
         casgi__scope_set_target(scope, target, server->root_path, root_len, base + h->head.len);
-    scope->headers = (const casgi_header_t *)h->fields.base;
+    scope->headers = (const casgi_header_t *)h->fields;
     scope->num_headers = h->num_fields;
     scope->client = conn->client;
     scope->server = conn->local;
@@ -1032,6 +1060,12 @@ static int parse(http1_t *h)
     h->exec_data = data;
     llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
     size_t consumed = len;
+    /* The request-head deadline (against slowloris) is armed only for a head that did not arrive
+     * whole: most arrive in one read, and arming and clearing it costs more than parsing them. */
+    if (h->in_request && !h->head_done && !h->head_deadline_set) {
+        h->head_deadline_set = 1;
+        casgi__conn_set_deadline(conn, h->server->cfg.timeout_request_header);
+    }
     switch (err) {
     case HPE_OK: break;
     case HPE_PAUSED:
@@ -1129,12 +1163,14 @@ static http1_t *http1_new(casgi__conn_t *conn)
     http1_t *h = casgi__pool_take(&conn->server->http1_states, sizeof(*h));
     if (h == NULL)
         return NULL;
-    memset(h, 0, sizeof(*h));
+    memset(h, 0, offsetof(http1_t, fields_inline));
     h->conn = conn;
     h->server = conn->server;
     h->refs = 1; /* the connection's */
     h->task.run = on_task;
     casgi__list_init(&h->task.node);
+    h->fields = h->fields_inline;
+    h->fields_cap = ARRAY_SIZE(h->fields_inline);
     llhttp_init(&h->parser, HTTP_REQUEST, &parser_settings);
     h->parser.data = h;
     h->shutting_down = casgi__server_stopping(conn->server);

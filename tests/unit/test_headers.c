@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -157,6 +158,41 @@ static void test_headers_parse_length_rejects_overflow(void **state)
     assert_int_equal(n, 42);
 }
 
+/* The checks go a word at a time: every byte value, at every position of names and values whose
+ * lengths cover whole words and tails, must get the answer of a plain byte-by-byte rule. */
+static int ref_is_tchar(unsigned char c)
+{
+    return c != 0 && strchr(tchars, c) != NULL;
+}
+
+static void test_headers_word_checks_match_the_byte_rule_everywhere(void **state)
+{
+    (void)state;
+    char name[24], lowered[24];
+    for (size_t len = 1; len <= 17; len++) {
+        for (size_t pos = 0; pos < len; pos++) {
+            for (int b = 0; b < 256; b++) {
+                for (size_t i = 0; i < len; i++)
+                    name[i] = "Content-Type-X19"[i % 16];
+                name[pos] = (char)b;
+                int token = ref_is_tchar((unsigned char)b);
+                int split = b == 0 || b == '\r' || b == '\n';
+                assert_int_equal(casgi__headers_valid_name(bytes(name, len)), token);
+                assert_int_equal(casgi__headers_valid_value(bytes(name, len)), !split);
+                memcpy(lowered, name, len);
+                lowered[len] = '#'; /* a byte past the end must stay as it is */
+                assert_int_equal(casgi__headers_lower_token(lowered, len), token);
+                for (size_t i = 0; i < len; i++) {
+                    unsigned char c = (unsigned char)name[i];
+                    assert_int_equal((unsigned char)lowered[i],
+                                     c >= 'A' && c <= 'Z' ? c + 32 : c);
+                }
+                assert_int_equal(lowered[len], '#');
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -174,6 +210,7 @@ int main(void)
         cmocka_unit_test(test_headers_parse_length_accepts_decimal),
         cmocka_unit_test(test_headers_parse_length_rejects_malformed_and_leaves_out_untouched),
         cmocka_unit_test(test_headers_parse_length_rejects_overflow),
+        cmocka_unit_test(test_headers_word_checks_match_the_byte_rule_everywhere),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
