@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "conn.h"
@@ -39,7 +40,7 @@ void casgi__conn_discard(casgi__conn_t *conn)
     uv_close(&conn->io.handle, on_discarded);
 }
 
-static void format_addr(const struct sockaddr_storage *ss, char *host, size_t size, int *port)
+void casgi__format_addr(const struct sockaddr_storage *ss, char *host, size_t size, int *port)
 {
     host[0] = '\0';
     *port = 0;
@@ -54,7 +55,8 @@ static void format_addr(const struct sockaddr_storage *ss, char *host, size_t si
     }
 }
 
-void casgi__conn_accepted(casgi__conn_t *conn, const char *unix_path)
+void casgi__conn_accepted(casgi__conn_t *conn, const char *unix_path, const char *local_host,
+                          int local_port)
 {
     if (unix_path != NULL) {
         /* ASGI's Unix form: server is [path, None], the client is unknown (None). */
@@ -65,14 +67,22 @@ void casgi__conn_accepted(casgi__conn_t *conn, const char *unix_path)
     } else {
         struct sockaddr_storage ss;
         int len = sizeof(ss);
-        uv_tcp_nodelay(&conn->io.tcp, 1);
+#ifndef __linux__
+        uv_tcp_nodelay(&conn->io.tcp, 1); /* Linux: inherited from the listener (listener.c) */
+#endif
         if (uv_tcp_getpeername(&conn->io.tcp, (struct sockaddr *)&ss, &len) == 0) {
-            format_addr(&ss, conn->client_host, sizeof(conn->client_host), &conn->client.port);
+            casgi__format_addr(&ss, conn->client_host, sizeof(conn->client_host),
+                               &conn->client.port);
             conn->client.host = conn->client_host;
         }
         len = sizeof(ss);
-        if (uv_tcp_getsockname(&conn->io.tcp, (struct sockaddr *)&ss, &len) == 0) {
-            format_addr(&ss, conn->local_host, sizeof(conn->local_host), &conn->local.port);
+        if (local_host != NULL) {
+            /* copied, not pointed to: the listener may close before this connection does */
+            snprintf(conn->local_host, sizeof(conn->local_host), "%s", local_host);
+            conn->local.port = local_port;
+            conn->local.host = conn->local_host;
+        } else if (uv_tcp_getsockname(&conn->io.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            casgi__format_addr(&ss, conn->local_host, sizeof(conn->local_host), &conn->local.port);
             conn->local.host = conn->local_host;
         }
     }
@@ -325,6 +335,13 @@ static void start_linger(casgi__conn_t *conn)
 {
     if (conn->lingering || conn->closing)
         return;
+    /* Lingering protects a response from the reset that unread input turns a close into. With
+     * nothing unread and nothing more coming, a plain close sends the same FIN after the data,
+     * without the shutdown, the poll changes and the wait for the client's FIN. */
+    if (conn->peer_done && casgi__buf_size(&conn->rbuf) == 0) {
+        casgi__conn_close(conn);
+        return;
+    }
     conn->lingering = 1;
     conn->close_after_flush = 0;
     uv_shutdown_t *req = malloc(sizeof(*req));

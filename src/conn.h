@@ -31,6 +31,7 @@ struct casgi__conn_s {
     unsigned lingering : 1; /* output done, FIN sent, discarding input until EOF or timeout */
     unsigned close_after_flush : 1;
     unsigned flush_queued : 1;
+    unsigned peer_done : 1; /* the client said it sends nothing more: closing needs no linger */
     uint64_t deadline;           /* loop time at which on_timeout fires; 0 = none */
     casgi__list_t deadline_node; /* in the server's list for this deadline's duration */
 
@@ -46,9 +47,15 @@ struct casgi__conn_s {
 int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out);
 /* For a connection whose accept failed: closes the handles and frees it. */
 void casgi__conn_discard(casgi__conn_t *conn);
-/* Fills client/local addresses (TCP) or the Unix form (path, -1), then registers with the server.
+/*
+ * Fills client/local addresses (TCP) or the Unix form (path, -1), then registers with the server.
+ * local_host (with local_port) is the listener's own address when it is bound to one address, so
+ * no system call asks the kernel what is known already; NULL asks it.
  */
-void casgi__conn_accepted(casgi__conn_t *conn, const char *unix_path);
+void casgi__conn_accepted(casgi__conn_t *conn, const char *unix_path, const char *local_host,
+                          int local_port);
+/* The numeric host and the port of an IPv4 or IPv6 address ("" and 0 for anything else). */
+void casgi__format_addr(const struct sockaddr_storage *ss, char *host, size_t size, int *port);
 void casgi__conn_set_proto(casgi__conn_t *conn, const casgi__proto_t *proto, void *data);
 
 void casgi__conn_read_start(casgi__conn_t *conn);

@@ -57,6 +57,7 @@ typedef struct http1_s {
     unsigned message_complete : 1; /* parser paused at the end of this request */
     unsigned final_delivered : 1;  /* http.request with more_body = 0 went to the app */
     unsigned keep_alive : 1;
+    unsigned client_closes : 1; /* Connection: close, or HTTP/1.0 without keep-alive */
     unsigned http10 : 1;
     unsigned is_head : 1;
     unsigned expect_continue : 1;
@@ -538,6 +539,7 @@ static int build_scope(http1_t *h)
 
     h->is_head = p->method == HTTP_HEAD;
     h->keep_alive = llhttp_should_keep_alive(p) != 0;
+    h->client_closes = !h->keep_alive;
     return 0;
 }
 
@@ -641,8 +643,12 @@ static void response_done(http1_t *h)
     casgi__server_request_done(h->server);
     casgi__call_log_request(&h->call, (casgi_bytes_t){h->head.base + h->url_off, h->url_len},
                             h->request_start);
-    if (h->will_close)
+    if (h->will_close) {
+        /* a client that asked to close, and sent all of its request, sends nothing more */
+        if (h->client_closes && h->message_complete)
+            h->conn->peer_done = 1;
         casgi__conn_close_after_flush(h->conn);
+    }
     wake(h);
 }
 

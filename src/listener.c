@@ -92,7 +92,8 @@ static void accept_one(casgi__listener_t *l)
         casgi__conn_discard(conn);
         return;
     }
-    casgi__conn_accepted(conn, l->is_pipe ? l->path : NULL);
+    casgi__conn_accepted(conn, l->is_pipe ? l->path : NULL, l->local_known ? l->local_host : NULL,
+                         l->port);
     if (!server->cfg.http2) {
         if (casgi__http1_attach(conn) != 0)
             casgi__conn_close(conn);
@@ -131,14 +132,20 @@ void casgi__listener_start(casgi__listener_t *l)
 static int finish(casgi__listener_t *l, int err)
 {
     casgi_server_t *server = l->server;
+    /* On Linux accepted sockets inherit TCP_NODELAY: one system call here, none per connection */
+    if (err == 0 && !l->is_pipe)
+        (void)uv_tcp_nodelay(&l->io.tcp, 1); /* a refusal costs latency, not correctness */
     if (err == 0)
         err = uv_listen(&l->io.stream, server->cfg.backlog, on_connection);
     if (err == 0 && !l->is_pipe) {
         struct sockaddr_storage ss;
         int len = sizeof(ss);
-        if (uv_tcp_getsockname(&l->io.tcp, (struct sockaddr *)&ss, &len) == 0)
-            l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                     : ((struct sockaddr_in *)&ss)->sin_port);
+        if (uv_tcp_getsockname(&l->io.tcp, (struct sockaddr *)&ss, &len) == 0) {
+            casgi__format_addr(&ss, l->local_host, sizeof(l->local_host), &l->port);
+            l->local_known = ss.ss_family == AF_INET
+                                 ? ((struct sockaddr_in *)&ss)->sin_addr.s_addr != INADDR_ANY
+                                 : !IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+        }
     }
     casgi__list_insert_tail(&server->listeners, &l->node);
     server->handles_open++;

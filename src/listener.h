@@ -1,6 +1,8 @@
 #ifndef CASGI_LISTENER_H
 #define CASGI_LISTENER_H
 
+#include <netinet/in.h>
+
 #include "server.h"
 
 /* One listening socket. Connections that arrive before the server runs wait in the backlog. */
@@ -10,6 +12,9 @@ typedef struct casgi__listener_s {
     casgi__stream_t io;
     int is_pipe;
     int port;   /* TCP only */
+    /* TCP bound to one address (not a wildcard): every connection's local end, formatted once */
+    char local_host[INET6_ADDRSTRLEN];
+    int local_known;
     char *path; /* Unix socket path, owned */
     int unlink_on_close;
     unsigned pending : 1; /* a connection arrived before the server ran */
