@@ -941,7 +941,9 @@ static void finish_request(http1_t *h)
 {
     h->message_complete = 0;
     h->response_done = 0;
-    release_scratch(h);
+    /* A pipelined request already waiting reuses the blocks; otherwise they go back now. */
+    if (casgi__buf_size(&h->conn->rbuf) == 0)
+        release_scratch(h);
     if (!h->keep_alive || h->will_close || h->shutting_down) {
         casgi__conn_close_after_flush(h->conn);
         h->broken = 1;
