@@ -23,16 +23,17 @@
  *   latency: mean 0.259 ms, p50 0.251 ms, p99 0.502 ms, max 3.120 ms
  *   errors: 0
  *
- * Only echoes that arrive within the SECONDS count (with -m: all of them). Latencies go into a log-linear histogram
- * (64 steps per power of two, so a percentile is within 1.6 % of the true value; the mean and
- * max are exact). Exits 0 only if every connection opened, echoed correctly and closed cleanly.
- * One thread, one loop: run it pinned to its own core (taskset) so it measures the server.
+ * Only echoes that arrive within the SECONDS count (with -m: all of them). Latencies go into a
+ * log-linear histogram (64 steps per power of two, so a percentile is within 1.6 % of the true
+ * value; the mean and max are exact). Exits 0 only if every connection opened, echoed correctly and
+ * closed cleanly. One thread, one loop: run it pinned to its own core (taskset) so it measures the
+ * server.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
-#include <limits.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>

@@ -556,8 +556,8 @@ static int inflate_message(ws_t *w, const void *data, size_t len)
 {
     casgi__buf_t inflated = {0};
     int r = RX_MOVED;
-    int err = casgi__ws_deflate_decompress(w->deflate, data, len, w->server->cfg.ws_max_size,
-                                           &inflated);
+    int err =
+        casgi__ws_deflate_decompress(w->deflate, data, len, w->server->cfg.ws_max_size, &inflated);
     if (err == CASGI_ELENGTH)
         fail(w, 1009, "message too big");
     else if (err == CASGI_ENOMEM)
