@@ -330,7 +330,7 @@ bench_start() {
         fi
         if [ "$mode" = ws ]; then
             # Ready once one message comes back; one that never does is caught by the deadline.
-            "$BENCH_BUILD/bench/ws_load" -c 1 -s 16 -d 0.05 -u "ws://127.0.0.1:$SRV_PORT/" \
+            "$BENCH_BUILD/bench/ws_load" -c 1 -s 16 -m 1 -u "ws://127.0.0.1:$SRV_PORT/" \
                 >"$dir/ready.out" 2>&1 && return 0
             if [ $SECONDS -ge $deadline ]; then
                 SRV_NOTE="no WebSocket echo on port $SRV_PORT after ${BENCH_START_TIMEOUT}s: "

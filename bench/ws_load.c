@@ -3,7 +3,8 @@
  * masks its messages itself (frame_binary, 8 bytes a word); wslay parses the server's frames,
  * answers pings and does the closing handshake.
  *
- *   ws_load -c CONNS -s MSG_SIZE -d SECONDS [-u ws://127.0.0.1:PORT/path] [-n IN_FLIGHT]
+ *   ws_load -c CONNS -s MSG_SIZE {-d SECONDS | -m MESSAGES} [-u ws://127.0.0.1:PORT/path]
+ *           [-n IN_FLIGHT]
  *
  * Opens CONNS connections (the HTTP/1.1 upgrade by hand: GET with Upgrade, Sec-WebSocket-Key,
  * Sec-WebSocket-Version 13; the answer must be 101 with the right Sec-WebSocket-Accept). Once
@@ -12,7 +13,9 @@
  * order), records the round trip (uv_hrtime, from queueing the message to having its echo whole)
  * and sends the next. After SECONDS it stops sending, waits for the echoes still in flight, sends
  * a close frame (1000), waits for the server's close frame and then for the server to close the
- * TCP connection. It prints:
+ * TCP connection. With -m the run is MESSAGES echoes in all instead (bench/ws_perreq.sh counts the
+ * server's cost per message, which needs the same messages every time): a connection closes as
+ * soon as its last echo came and no message is left to send. It prints:
  *
  *   ws_load: ws://127.0.0.1:8000/, 64 connections x 1 in flight, 64-byte binary messages, 5 s
  *   connections: 64 opened, 64 closed cleanly, 0 failed
@@ -20,15 +23,17 @@
  *   latency: mean 0.259 ms, p50 0.251 ms, p99 0.502 ms, max 3.120 ms
  *   errors: 0
  *
- * Only echoes that arrive within the SECONDS count. Latencies go into a log-linear histogram
- * (64 steps per power of two, so a percentile is within 1.6 % of the true value; the mean and
- * max are exact). Exits 0 only if every connection opened, echoed correctly and closed cleanly.
- * One thread, one loop: run it pinned to its own core (taskset) so it measures the server.
+ * Only echoes that arrive within the SECONDS count (with -m: all of them). Latencies go into a
+ * log-linear histogram (64 steps per power of two, so a percentile is within 1.6 % of the true
+ * value; the mean and max are exact). Exits 0 only if every connection opened, echoed correctly and
+ * closed cleanly. One thread, one loop: run it pinned to its own core (taskset) so it measures the
+ * server.
  */
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -128,6 +133,7 @@ static struct {
     unsigned conns, in_flight;
     size_t msg_size;
     double seconds;
+    uint64_t max_messages; /* -m; 0: run for `seconds` */
     char url[1024], host[256], port[16], path[768], host_header[300];
 
     uv_loop_t *loop;
@@ -141,7 +147,7 @@ static struct {
     unsigned opened, failed, settled, closed_clean, done;
     int running, stopping;
     uint64_t t_start, t_stop;
-    uint64_t messages, lat_sum, lat_max;
+    uint64_t sent, messages, lat_sum, lat_max;
     uint64_t *hist;
     unsigned error_lines;
     uint64_t errors;
@@ -394,9 +400,18 @@ static int send_one(conn_t *c)
         return -1;
     }
     c->seq_sent++;
+    g.sent++;
     c->sent_at[slot] = uv_hrtime();
     c->in_flight++;
     return 0;
+}
+
+static void on_run_end(uv_timer_t *t);
+
+/* With -m: every message of the run has been sent. */
+static int all_sent(void)
+{
+    return g.max_messages != 0 && g.sent >= g.max_messages;
 }
 
 static void on_echo(conn_t *c, const struct wslay_event_on_msg_recv_arg *arg)
@@ -429,10 +444,15 @@ static void on_echo(conn_t *c, const struct wslay_event_on_msg_recv_arg *arg)
         if (lat > g.lat_max)
             g.lat_max = lat;
         g.hist[hist_bucket(lat)]++;
-        send_one(c);
-    } else if (c->in_flight == 0 && c->state == ST_OPEN) {
-        begin_close(c);
+        if (!all_sent()) {
+            send_one(c);
+            return;
+        }
+        if (g.messages == g.max_messages)
+            on_run_end(&g.timer);
     }
+    if (c->in_flight == 0 && c->state == ST_OPEN)
+        begin_close(c);
 }
 
 static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
@@ -534,14 +554,18 @@ static void maybe_start(void)
         return;
     }
     g.t_start = uv_hrtime();
-    uv_timer_start(&g.timer, on_run_end, (uint64_t)(g.seconds * 1000.0 + 0.5), 0);
+    if (g.max_messages == 0)
+        uv_timer_start(&g.timer, on_run_end, (uint64_t)(g.seconds * 1000.0 + 0.5), 0);
     for (i = 0; i < g.conns; i++) {
         conn_t *c = &g.c[i];
         if (c->state != ST_OPEN)
             continue;
-        for (j = 0; j < g.in_flight && c->state == ST_OPEN; j++)
+        for (j = 0; j < g.in_flight && c->state == ST_OPEN && !all_sent(); j++)
             send_one(c);
-        flush(c);
+        if (c->state == ST_OPEN && c->in_flight == 0)
+            begin_close(c); /* more connections than messages */
+        else
+            flush(c);
     }
 }
 
@@ -752,11 +776,12 @@ static void on_connect(uv_connect_t *req, int status)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: ws_load -c CONNS -s MSG_SIZE -d SECONDS [-u ws://127.0.0.1:PORT/path] "
-               "[-n IN_FLIGHT]\n"
+    fprintf(f, "usage: ws_load -c CONNS -s MSG_SIZE {-d SECONDS | -m MESSAGES} "
+               "[-u ws://127.0.0.1:PORT/path] [-n IN_FLIGHT]\n"
                "  -c  connections [64]\n"
                "  -s  message size in bytes [64]\n"
                "  -d  seconds of load after every connection is open [5]\n"
+               "  -m  messages echoed in all, instead of a duration\n"
                "  -u  the server [ws://127.0.0.1:8000/]\n"
                "  -n  messages in flight per connection [1]\n");
 }
@@ -852,7 +877,7 @@ int main(int argc, char **argv)
     g.msg_size = 64;
     g.seconds = 5;
     parse_url("ws://127.0.0.1:8000/");
-    while ((opt = getopt(argc, argv, "c:s:d:u:n:h")) != -1) {
+    while ((opt = getopt(argc, argv, "c:s:d:m:u:n:h")) != -1) {
         char *end;
         switch (opt) {
         case 'c':
@@ -869,6 +894,11 @@ int main(int argc, char **argv)
             if (parse_uint(optarg, 1000000, &v) || v == 0)
                 goto bad;
             g.in_flight = (unsigned)v;
+            break;
+        case 'm':
+            if (parse_uint(optarg, ULONG_MAX, &v) || v == 0)
+                goto bad;
+            g.max_messages = v;
             break;
         case 'd':
             g.seconds = strtod(optarg, &end);
@@ -938,8 +968,12 @@ int main(int argc, char **argv)
     uv_run(g.loop, UV_RUN_DEFAULT);
 
     elapsed = g.t_stop > g.t_start ? (double)(g.t_stop - g.t_start) / 1e9 : 0.0;
-    printf("ws_load: %s, %u connections x %u in flight, %zu-byte binary messages, %g s\n", g.url,
-           g.conns, g.in_flight, g.msg_size, g.seconds);
+    printf("ws_load: %s, %u connections x %u in flight, %zu-byte binary messages, ", g.url, g.conns,
+           g.in_flight, g.msg_size);
+    if (g.max_messages)
+        printf("%" PRIu64 " messages\n", g.max_messages);
+    else
+        printf("%g s\n", g.seconds);
     printf("connections: %u opened, %u closed cleanly, %u failed\n", g.opened, g.closed_clean,
            g.conns - g.closed_clean);
     printf("messages: %" PRIu64 " echoed in %.3f s, %.1f msg/s\n", g.messages, elapsed,
@@ -951,7 +985,8 @@ int main(int argc, char **argv)
     else
         printf("latency: none measured\n");
     printf("errors: %" PRIu64 "\n", g.errors);
-    ok = g.errors == 0 && g.closed_clean == g.conns && g.messages > 0;
+    ok = g.errors == 0 && g.closed_clean == g.conns && g.messages > 0 &&
+         (g.max_messages == 0 || g.messages == g.max_messages);
 
     for (i = 0; i < g.conns; i++) {
         if (g.c[i].ws)

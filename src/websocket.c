@@ -51,7 +51,8 @@ struct ws_s {
 
     casgi_server_t *server;
     casgi__task_t task;
-    int refs; /* the carrier (until on_close), the app while it holds the call, run() */
+    int refs;         /* the carrier (until on_close), the app while it holds the call, run() */
+    unsigned running; /* run() is on the stack: it looks at everything again before it returns */
     ws_state_t state;
     casgi_call_t call;
     char *arena;                  /* the scope's strings and arrays, one block */
@@ -163,9 +164,16 @@ static int valid_utf8(const void *s, size_t len)
     return casgi__ws_frame_valid_utf8(s, len);
 }
 
+/*
+ * Asks for a run() pass from the server's task queue. Inside run() none is needed: whatever
+ * called wake() came from a step of run()'s loop, which looks at every condition again after any
+ * step that did something, and a second pass per message (the app's send wakes us from inside
+ * its receive callback) cost an echo about a fifth of its instructions.
+ */
 static void wake(ws_t *w)
 {
-    casgi__server_defer(w->server, &w->task);
+    if (!w->running)
+        casgi__server_defer(w->server, &w->task);
 }
 
 static void free_queue(ws_t *w)
@@ -352,7 +360,7 @@ static int respond(ws_t *w, int status, const fields_t *f)
 /* ---- frames out ------------------------------------------------------------------------- */
 
 /*
- * Writes one whole frame, unmasked as a server's are: its header, then the payload, straight into
+ * Writes one whole frame, unmasked as a server's are: its header and the payload, straight into
  * the carrier (which copies them: `payload` is borrowed for the call). A frame cut short would
  * leave the client reading garbage, so after a failed write the carrier is dropped in run();
  * the caller only learns the code (CASGI_ENOMEM, or CASGI_EDISCONNECTED once the carrier is
@@ -363,9 +371,15 @@ static int write_frame(ws_t *w, unsigned first, const void *payload, size_t len)
     if (!live(w) || w->broken)
         return CASGI_EDISCONNECTED;
     unsigned char head[CASGI__WS_MAX_SERVER_HEADER];
-    int err = out(w, head, casgi__ws_frame_header(head, first, len));
-    if (err == 0 && len > 0)
-        err = out(w, payload, len);
+    size_t head_len = casgi__ws_frame_header(head, first, len);
+    int err;
+    if (w->tr->write2) {
+        err = w->tr->write2(w->t, head, head_len, payload, len);
+    } else {
+        err = out(w, head, head_len);
+        if (err == 0 && len > 0)
+            err = out(w, payload, len);
+    }
     if (err) {
         w->broken = 1;
         wake(w);
@@ -517,44 +531,52 @@ static int app_waits(const ws_t *w)
 }
 
 /*
- * A whole message (the payload of its frames, unmasked): inflated if it was compressed, its
- * UTF-8 checked if it is text (unless `checked`), then handed to the app at once when it waits
- * for one (borrowed for the callback, so `data` may lie in the carrier's input or in rx), else
- * copied to the queue. RX_DELIVERED or RX_MOVED.
+ * A whole message as the app will see it: its UTF-8 checked if it is text (unless `checked`),
+ * then handed to the app at once when it waits for one (borrowed for the callback, so `data` may
+ * lie in the carrier's input or in rx), else copied to the queue. RX_DELIVERED or RX_MOVED.
  */
-static int on_message(ws_t *w, const void *data, size_t len, int checked)
+static int hand_over(ws_t *w, const void *data, size_t len, int checked)
 {
-    const casgi_config_t *cfg = &w->server->cfg;
-    casgi__buf_t inflated = {0};
-    int r = RX_MOVED;
-    if (w->msg_deflated) {
-        int err = casgi__ws_deflate_decompress(w->deflate, data, len, cfg->ws_max_size, &inflated);
-        if (err) {
-            if (err == CASGI_ELENGTH)
-                fail(w, 1009, "message too big");
-            else if (err == CASGI_ENOMEM)
-                fail(w, 1011, "out of memory");
-            else
-                fail(w, 1007, "bad compressed data");
-            goto done;
-        }
-        data = inflated.base; /* never consumed: the bytes start at base */
-        len = casgi__buf_size(&inflated);
-        checked = 0;
-    }
     if (w->msg_text && !checked && !valid_utf8(data, len)) {
         fail(w, 1007, "invalid UTF-8");
-        goto done;
+        return RX_MOVED;
     }
     if (app_waits(w)) {
         deliver_message(w, w->msg_text, data, len);
-        r = RX_DELIVERED;
-    } else if (w->app_live) {
+        return RX_DELIVERED;
+    }
+    if (w->app_live)
         enqueue(w, w->msg_text, data, len);
-    } /* else nobody will read it: the queue must not hold back the client's close */
-done:
+    /* else nobody will read it: the queue must not hold back the client's close */
+    return RX_MOVED;
+}
+
+/* A compressed message: hand_over() what it inflates to. */
+static int inflate_message(ws_t *w, const void *data, size_t len)
+{
+    casgi__buf_t inflated = {0};
+    int r = RX_MOVED;
+    int err =
+        casgi__ws_deflate_decompress(w->deflate, data, len, w->server->cfg.ws_max_size, &inflated);
+    if (err == CASGI_ELENGTH)
+        fail(w, 1009, "message too big");
+    else if (err == CASGI_ENOMEM)
+        fail(w, 1011, "out of memory");
+    else if (err)
+        fail(w, 1007, "bad compressed data");
+    else /* never consumed: the bytes start at base */
+        r = hand_over(w, inflated.base, casgi__buf_size(&inflated), 0);
     casgi__buf_free(&inflated);
     return r;
+}
+
+/* A whole message (the payload of its frames, unmasked), inflated if it was compressed, for
+ * hand_over(). RX_DELIVERED or RX_MOVED. */
+static int on_message(ws_t *w, const void *data, size_t len, int checked)
+{
+    if (w->msg_deflated)
+        return inflate_message(w, data, len);
+    return hand_over(w, data, len, checked);
 }
 
 /* Close codes a peer may send (RFC 6455 7.4, and the IANA registry: 1012-1014). */
@@ -1108,6 +1130,7 @@ static void update_reading(ws_t *w)
 static void run(ws_t *w)
 {
     w->refs++;
+    w->running++;
     for (;;) {
         if (w->app_live && w->call.recv_cb && deliver(w))
             continue;
@@ -1120,6 +1143,7 @@ static void run(ws_t *w)
             continue;
         break;
     }
+    w->running--;
     update_reading(w);
     unref(w);
 }
@@ -1354,6 +1378,19 @@ static int h1_write(void *t, const void *data, size_t len)
     return casgi__conn_write(t, data, len);
 }
 
+static int h1_write2(void *t, const void *a, size_t alen, const void *b, size_t blen)
+{
+    casgi__conn_t *conn = t;
+    if (casgi__conn_reserve_output(conn, alen + blen))
+        return CASGI_ENOMEM;
+    char *p = conn->wbuf.base + conn->wbuf.len;
+    memcpy(p, a, alen);
+    if (blen > 0) /* b may be NULL then */
+        memcpy(p + alen, b, blen);
+    conn->wbuf.len += alen + blen;
+    return 0;
+}
+
 #define H1_WRITE_LIT(conn, lit) casgi__conn_write((conn), (lit), sizeof(lit) - 1)
 
 /* The status line, the fields as given, the blank line: the caller chose every field. */
@@ -1425,6 +1462,7 @@ static const casgi__ws_transport_t h1_transport = {
     .http2 = 0,
     .respond = h1_respond,
     .write = h1_write,
+    .write2 = h1_write2,
     .buffered = h1_buffered,
     .flush_later = h1_flush_later,
     .input = h1_input,

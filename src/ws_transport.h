@@ -46,6 +46,9 @@ typedef struct casgi__ws_transport_s {
     /* Appends bytes after the answer (frames, or a body); `data` is borrowed for the call. 0,
      * CASGI_ENOMEM, CASGI_EDISCONNECTED. */
     int (*write)(void *t, const void *data, size_t len);
+    /* Optional (NULL: write() twice): the same for two pieces, a frame's header and its payload,
+     * so a frame costs the carrier one call and one check for room. */
+    int (*write2)(void *t, const void *a, size_t alen, const void *b, size_t blen);
     /* Output written but not yet taken by the peer (socket, or HTTP/2 flow control). Past
      * cfg.high_water_mark websocket.c holds the app's send callbacks and stops reading until
      * on_drain. */
