@@ -10,8 +10,9 @@
 # processes on those two CPUs, which mark a run as not to be trusted) and req/s per server core,
 # then casgi's ratio to each peer; the same for WebSocket echo (messages/s, bench/ws_load) against uvicorn
 # with websockets; the server memory per idle connection (bench/idle.py, bench/ws_idle.py); then
-# the per-request instruction and system-call counts (bench/perreq.sh); and writes
-# docs/benchmarks.md and docs/benchmarks.png. See bench/README.md.
+# the per-request instruction and system-call counts (bench/perreq.sh) and the same per echoed
+# WebSocket message (bench/ws_perreq.sh); and writes docs/benchmarks.md and
+# docs/benchmarks.png. See bench/README.md.
 #
 # Environment (defaults in brackets):
 #   BENCH_DURATION   seconds per run [5]             BENCH_RUNS     runs per load [3]
@@ -19,13 +20,15 @@
 #   BENCH_LOADS      [idle wsidle ka64 ka256 pipe16 close h2c h2c1x100 ws64 ws4k]
 #   BENCH_IDLE_CONNS idle keep-alive connections for the memory figure [10000]
 #   BENCH_WSIDLE_CONNS idle WebSockets for the memory figures [BENCH_IDLE_CONNS]
-#   BENCH_PERREQ     0 skips bench/perreq.sh [1]     BENCH_DOCS     0 leaves docs/ alone [1]
+#   BENCH_PERREQ     0 skips bench/perreq.sh and bench/ws_perreq.sh [1]
+#   BENCH_DOCS       0 leaves docs/ alone [1]
 #   BENCH_OUT        where the raw results go [build/bench/results]
 #   BENCH_SERVER_CPU / BENCH_CLIENT_CPU [0 / 1]      BENCH_INSTALL  0 skips apt-get [1]
 #   BENCH_ONLY       h2: only the h2c loads and h2c per-request counts, against casgi, nginx and
 #                    h2o, into build/bench/results-h2, docs/ untouched (any of the above that is
 #                    set explicitly still wins) [unset: everything]
-# and those of bench/perreq.sh (BENCH_N1, BENCH_N2, ...).
+# and those of bench/perreq.sh and bench/ws_perreq.sh (BENCH_N1, BENCH_N2, ...; each has its own
+# defaults).
 set -euo pipefail
 while [ $# -gt 0 ]; do
     case $1 in
@@ -387,6 +390,17 @@ if [ "$BENCH_PERREQ" != 0 ]; then
     BENCH_OUT=$BENCH_OUT BENCH_INSTALL=0 BENCH_NO_BUILD=1 BENCH_SERVERS=$BENCH_SERVERS \
         BENCH_REPORT=0 "$BENCH_DIR/perreq.sh" ||
         bench_log "bench/perreq.sh failed; the report has no per-request figures"
+    # The same per echoed WebSocket message, for the echo servers and loads measured above.
+    if [ -n "$WS_LOADS" ] && [ ${#WS_SERVERS[@]} -gt 0 ]; then
+        if [ -f "$BENCH_BUILD/apps/ws_echo.so" ] && [ -x "$BENCH_BUILD/bench/ws_load" ]; then
+            BENCH_OUT=$BENCH_OUT BENCH_NO_BUILD=1 BENCH_WS_SERVERS="${WS_SERVERS[*]}" \
+                BENCH_WS_LOADS=${WS_LOADS# } "$BENCH_DIR/ws_perreq.sh" ||
+                bench_log "bench/ws_perreq.sh failed; the report has no per-message" \
+                    "WebSocket figures"
+        else
+            bench_log "ws_echo.so or bench/ws_load not built: no per-message WebSocket figures"
+        fi
+    fi
 fi
 
 report_args=(--out "$BENCH_OUT" --command "$reproduce")

@@ -4,7 +4,8 @@
     report.py --out DIR [--perreq-only] [--command CMD] [--docs FILE.md --png FILE.png]
 
 DIR holds what the scripts wrote: meta.tsv, versions.tsv, status.tsv, throughput.csv (HTTP
-loads in req/s, WebSocket echo loads in messages/s), idle.csv, wsidle.csv and perreq.csv. The
+loads in req/s, WebSocket echo loads in messages/s), idle.csv, wsidle.csv, perreq.csv and
+ws_perreq.csv (bench/ws_perreq.sh). The
 tables go to stdout as Markdown; with --docs they are also written, with the
 machine, the versions and the command that reproduces them, to FILE.md, and with --png a chart
 drawn by gnuplot (bench/plot.gp) to FILE.png.
@@ -64,6 +65,14 @@ PERREQ_ROWS = [
     ("ka", "strace", "system calls, HTTP/1.1 keep-alive", 3.0),
     ("pipe16", "strace", "system calls, HTTP/1.1 pipelined x16", 0.25),
     ("h2c", "strace", "system calls, h2c 16 streams", 0.25),
+]
+
+# Per echoed WebSocket message rows (bench/ws_perreq.sh): (load, tool, label).
+WS_PERREQ_ROWS = [
+    ("ws64", "callgrind", "instructions, 64 B messages"),
+    ("ws4k", "callgrind", "instructions, 4 KiB messages"),
+    ("ws64", "strace", "system calls, 64 B messages"),
+    ("ws4k", "strace", "system calls, 4 KiB messages"),
 ]
 
 
@@ -340,6 +349,56 @@ def perreq_table(rows, versions):
     return text, footnotes
 
 
+def ws_perreq_table(rows, versions):
+    """Per echoed WebSocket message, as perreq_table, with casgi's ratio to each peer instead of
+    a target."""
+    by = {}  # (server, load, tool) -> per message
+    notes = {}  # the same key
+    small_n = {}
+    for r in rows:
+        key = (r["server"], r["load"], r["tool"])
+        if r["per_message"]:
+            by[key] = float(r["per_message"])
+            if r["tool"] == "callgrind" and r["n1"] != rows_n(rows):
+                small_n[r["server"]] = f"{r['n1']}/{r['n2']}"
+        elif r["note"]:
+            notes[key] = r["note"]
+    servers = [s for s in SERVERS if any(r["server"] == s for r in rows)]
+    if not servers:
+        return "", []
+    peers = [s for s in servers if s != "casgi"]
+    out = []
+    for load, tool, label in WS_PERREQ_ROWS:
+        if not any(r["load"] == load and r["tool"] == tool for r in rows):
+            continue
+        row = [label]
+        for s in servers:
+            v = by.get((s, load, tool))
+            if v is None:
+                note = notes.get((s, load, tool), "")
+                row.append("not started" if "not started" in note else
+                           "failed" if note else "—")
+            elif tool == "callgrind":
+                row.append(fmt_int(v) + ("¹" if s in small_n else ""))
+            else:
+                row.append(f"{v:.2f}")
+        casgi = by.get(("casgi", load, tool))
+        for p in peers:
+            peer = by.get((p, load, tool))
+            row.append(f"{casgi / peer:.2g}x" if casgi is not None and peer else "—")
+        out.append(row)
+    text = table(["per echoed WebSocket message"] + [name(s, versions) for s in servers] +
+                 [f"casgi ÷ {p}" for p in peers], out)
+    footnotes = []
+    if small_n:
+        footnotes.append("¹ fewer messages under callgrind (N1/N2 = " +
+                         ", ".join(f"{s} {n}" for s, n in small_n.items()) +
+                         f"; the others {rows_n(rows)}/{rows_n(rows, 'n2')}), to keep the run "
+                         "short: a Python server is slow under callgrind.")
+    footnotes += [f"- {' '.join(k)}: {v}" for k, v in notes.items()]
+    return text, footnotes
+
+
 def h2c_breakdown(out_dir, rows):
     """A footnote: casgi's h2c instructions per request by object file (self cost, the same
     marginal as the table), from the callgrind profiles perreq.sh keeps; [] without them."""
@@ -506,6 +565,8 @@ def main():
     for line in list(read_tsv(os.path.join(args.out, "status.tsv")).items())[1:]:
         state, _, note = line[1].partition("\t")
         status[line[0]] = (state, note)
+    ws_pr_text, ws_pr_notes = ws_perreq_table(read_csv(os.path.join(args.out, "ws_perreq.csv")),
+                                              versions)
     tp = Throughput(read_csv(os.path.join(args.out, "throughput.csv")), status)
     main_text, ws_text, ratio_text = throughput_tables(tp, versions)
     idle_text = idle_table(read_csv(os.path.join(args.out, "idle.csv")), versions)
@@ -541,6 +602,11 @@ def main():
     print("\nPer request (marginal over two request counts, one connection):\n")
     print(pr_text or "(no per-request figures)")
     print("\n" + "\n".join(pr_notes) if pr_notes else "")
+    if ws_pr_text:
+        print("\nPer echoed WebSocket message (marginal over two message counts, 64 connections, "
+              "1 message in flight per connection):\n")
+        print(ws_pr_text)
+        print("\n" + "\n".join(ws_pr_notes) if ws_pr_notes else "")
 
     chart = ""
     if args.png:
@@ -549,13 +615,14 @@ def main():
             print(f"\nbench: wrote {args.png}", file=sys.stderr)
     if args.docs:
         write_docs(args, meta, versions, main_text, ws_text, ratio_text, not_started + failed,
-                   idle_text, wsidle_text, ws_notes, pr_text, pr_notes, chart)
+                   idle_text, wsidle_text, ws_notes, pr_text, pr_notes, ws_pr_text, ws_pr_notes,
+                   chart)
         print(f"bench: wrote {args.docs}", file=sys.stderr)
     return 0
 
 
 def write_docs(args, meta, versions, main_text, ws_text, ratio_text, tp_notes, idle_text,
-               wsidle_text, ws_notes, pr_text, pr_notes, chart):
+               wsidle_text, ws_notes, pr_text, pr_notes, ws_pr_text, ws_pr_notes, chart):
     duration, runs = meta.get("duration", "?"), meta.get("runs", "?")
     vrows = [[k, v] for k, v in versions.items()]
     doc = f"""# Benchmarks
@@ -648,6 +715,17 @@ same marginal; `--inclusive` with callees).
 {pr_text or "(not measured in this run)"}
 
 {chr(10).join(pr_notes)}
+
+The same per echoed WebSocket message (`bench/ws_perreq.sh`), against the echo servers below:
+`bench/ws_load -c 64 -s SIZE -m N` echoes exactly N binary messages over 64 connections, one in
+flight on each, and the server is stopped; the marginal over N1 and N2 cancels start-up, the
+handshakes and the closes. The fewest system calls are one read and one write per message, plus
+a share of epoll_wait. Per call name: the log of `bench/ws_perreq.sh`; where the instructions go:
+`bench/cgdiff.py build/bench/results/callgrind/casgi-ws4k-{{5000,10000}}.out`.
+
+{ws_pr_text or "(not measured in this run)"}
+
+{chr(10).join(ws_pr_notes)}
 {chart}
 ## The servers
 

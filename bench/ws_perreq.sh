@@ -16,10 +16,13 @@
 #   bench/cgdiff.py build/bench/results/callgrind/casgi-ws64-{5000,10000}.out
 #
 # Environment (defaults in brackets):
-#   BENCH_N1 / BENCH_N2   message counts [5000 / 10000]
+#   BENCH_N1 / BENCH_N2                 message counts [5000 / 10000]
+#   BENCH_N1_UVICORN / BENCH_N2_UVICORN the same for uvicorn under callgrind [500 / 1000]:
+#                                       CPython runs about 50x slower there
 #   BENCH_WS_SERVERS      [casgi]; uvicorn also works (slowly under callgrind)
 #   BENCH_WS_LOADS        [ws64 ws4k]        BENCH_TOOLS [callgrind strace]
 #   BENCH_OUT             [build/bench/results]   BENCH_NO_BUILD: use the build as it is
+# bench/compare.sh runs it after bench/perreq.sh, with the servers and loads it measured.
 set -euo pipefail
 # shellcheck source=bench/common.sh
 . "$(dirname "$0")/common.sh"
@@ -27,6 +30,8 @@ trap 'bench_log "failed at line $LINENO: $BASH_COMMAND"' ERR
 
 BENCH_N1=${BENCH_N1:-5000}
 BENCH_N2=${BENCH_N2:-10000}
+BENCH_N1_UVICORN=${BENCH_N1_UVICORN:-500}
+BENCH_N2_UVICORN=${BENCH_N2_UVICORN:-1000}
 BENCH_WS_SERVERS=${BENCH_WS_SERVERS:-casgi}
 BENCH_WS_LOADS=${BENCH_WS_LOADS:-ws64 ws4k}
 BENCH_TOOLS=${BENCH_TOOLS:-callgrind strace}
@@ -106,6 +111,9 @@ for s in $BENCH_WS_SERVERS; do
     for load in $BENCH_WS_LOADS; do
         for tool in $BENCH_TOOLS; do
             n1=$BENCH_N1 n2=$BENCH_N2 v1="" v2="" t0=$SECONDS
+            if [ "$s" = uvicorn ] && [ "$tool" = callgrind ]; then
+                n1=$BENCH_N1_UVICORN n2=$BENCH_N2_UVICORN
+            fi
             measure "$s" "$load" "$tool" "$n1" && v1=$MEASURE_TOTAL &&
                 measure "$s" "$load" "$tool" "$n2" && v2=$MEASURE_TOTAL
             if [ -z "$v2" ]; then
