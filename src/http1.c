@@ -44,6 +44,12 @@ typedef struct http1_s {
     const char *error_why;
     int error_status;      /* set by a parser callback that refuses the request */
     const char *exec_data; /* what llhttp_execute() was given, to tell a fold from a split */
+    /* This read's part of the head, from its first span to the end of its last, is copied into
+     * `head` in one piece (head_copy) once the head is complete or the read is used up; spans
+     * record the offsets they will have there. */
+    const char *span_base;
+    const char *span_end;
+    size_t span_base_off;
     const char *value_end;
     uint64_t request_start;
 
@@ -357,10 +363,28 @@ static int grow_head(http1_t *h, size_t len)
     return 0;
 }
 
-/* Counts head bytes against the limit and copies them into the request's arena. */
-static int take_head(http1_t *h, const char *at, size_t len)
+/* Counts a span of the head against the limit; its offset in `head`, once copied, in *off. */
+static int take_head(http1_t *h, const char *at, size_t len, size_t *off)
 {
-    return grow_head(h, len) || head_append(h, at, len) ? -1 : 0;
+    if (grow_head(h, len))
+        return -1;
+    if (h->span_base == NULL) {
+        h->span_base = at;
+        h->span_base_off = h->head.len;
+    }
+    h->span_end = at + len;
+    *off = h->span_base_off + (size_t)(at - h->span_base);
+    return 0;
+}
+
+/* Copies this read's part of the head into `head`, while the input it points into is intact. */
+static int head_copy(http1_t *h)
+{
+    if (h->span_base == NULL)
+        return 0;
+    int err = head_append(h, h->span_base, (size_t)(h->span_end - h->span_base));
+    h->span_base = NULL;
+    return err;
 }
 
 static int on_message_begin(llhttp_t *p)
@@ -387,21 +411,23 @@ static int on_message_begin(llhttp_t *p)
     h->content_length = h->body_sent = 0;
     h->request_start = h->server->cfg.access_log ? uv_hrtime() : 0;
     h->head_deadline_set = 0; /* see parse() */
+    h->span_base = NULL;
     return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     http1_t *h = p->data;
-    if (h->url_len == 0)
-        h->url_off = h->head.len;
+    size_t off;
     h->url_len += len;
     if (h->url_len > h->server->cfg.max_url) {
         h->error_status = 414;
         return -1;
     }
-    if (take_head(h, at, len))
+    if (take_head(h, at, len, &off))
         return -1;
+    if (h->url_len == len)
+        h->url_off = off;
     return 0;
 }
 
@@ -411,6 +437,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     if (h->head_done)
         return 0; /* ASGI has no request trailers; the scope's strings must not move */
     field_t *f = h->num_fields ? &h->fields[h->num_fields - 1] : NULL;
+    size_t off;
     if (!h->in_field_name) {
         h->in_field_name = 1;
         /* a new field starts: 4 more bytes of ": " and CRLF count toward the limit */
@@ -419,12 +446,13 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         if (h->num_fields == h->fields_cap && spill_fields(h))
             return -1;
         f = &h->fields[h->num_fields++];
-        f->name_off = h->head.len;
         f->name_len = 0;
         f->value_off = f->value_len = 0;
     }
-    if (take_head(h, at, len))
+    if (take_head(h, at, len, &off))
         return -1;
+    if (f->name_len == 0)
+        f->name_off = off;
     f->name_len += len;
     return 0;
 }
@@ -442,9 +470,7 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     if (h->head_done)
         return 0;
     field_t *f = &h->fields[h->num_fields - 1];
-    if (f->value_len == 0) {
-        f->value_off = h->head.len;
-    } else if (at != h->value_end && at != h->exec_data) {
+    if (f->value_len > 0 && at != h->value_end && at != h->exec_data) {
         /* llhttp joins obs-fold lines silently; RFC 9112 5.2 lets us refuse them, and a value
          * split by a fold is a classic smuggling vector. */
         h->error_status = 400;
@@ -452,8 +478,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
         return -1;
     }
     h->value_end = at + len;
-    if (take_head(h, at, len))
+    size_t off;
+    if (take_head(h, at, len, &off))
         return -1;
+    if (f->value_len == 0)
+        f->value_off = off;
     f->value_len += len;
     return 0;
 }
@@ -465,9 +494,9 @@ static int build_scope(http1_t *h)
     casgi__conn_t *conn = h->conn;
     llhttp_t *p = &h->parser;
 
-    /* Room for the decoded path, so the pointers taken below stay put. */
+    /* The head in one piece, and room for the decoded path, so the pointers taken below stay put. */
     size_t root_len = strlen(server->root_path);
-    if (scratch_reserve(h, &h->head, h->url_len + 2 * root_len + 1))
+    if (head_copy(h) || scratch_reserve(h, &h->head, h->url_len + 2 * root_len + 1))
         return -1;
 
     casgi_scope_t *scope = &h->call.scope;
@@ -1068,11 +1097,19 @@ static int parse(http1_t *h)
     h->exec_data = data;
     llhttp_errno_t err = llhttp_execute(&h->parser, data, len);
     size_t consumed = len;
-    /* The request-head deadline (against slowloris) is armed only for a head that did not arrive
-     * whole: most arrive in one read, and arming and clearing it costs more than parsing them. */
-    if (h->in_request && !h->head_done && !h->head_deadline_set) {
-        h->head_deadline_set = 1;
-        casgi__conn_set_deadline(conn, h->server->cfg.timeout_request_header);
+    if (err == HPE_OK && h->in_request && !h->head_done) {
+        /* A head split across reads: what this read brought must leave rbuf before it moves. */
+        if (head_copy(h) != 0) {
+            respond_error(h, 500, "out of memory");
+            return 1;
+        }
+        /* The request-head deadline (against slowloris) is armed only for a head that did not
+         * arrive whole: most arrive in one read, and arming and clearing it costs more than
+         * parsing them. */
+        if (!h->head_deadline_set) {
+            h->head_deadline_set = 1;
+            casgi__conn_set_deadline(conn, h->server->cfg.timeout_request_header);
+        }
     }
     switch (err) {
     case HPE_OK: break;

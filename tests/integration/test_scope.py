@@ -6,6 +6,7 @@ import os
 import shutil
 import socket
 import tempfile
+import time
 import unittest
 
 from casgi_harness import Conn, ServerTestCase, exchange, parse_scope, scaled
@@ -91,6 +92,47 @@ class Scope(ServerTestCase):
         hs = [("Host", "x")] + [(f"X-H{i}", f"v{i}") for i in range(60)]
         s = self.scope("/scope", headers=hs)
         self.assertEqual(s["headers"], [(n.lower(), v) for n, v in hs])
+
+    def test_head_arriving_in_pieces_gives_the_same_scope(self):
+        # The server copies each read's part of a head at once: a head cut anywhere, inside the
+        # target, a name or a value, must give the scope of the same head sent whole.
+        head = (b"GET /sc%6fpe?q=1&r=two HTTP/1.1\r\nHost: piece.example\r\n"
+                b"X-Long-Header-Name: a value, with spaces  \r\nAccept: */*\r\n\r\n")
+        whole = self.scope_of_raw([head])
+        self.assertEqual(whole["path"], "/scope")
+        self.assertEqual(whole["query_string"], "q=1&r=two")
+        self.assertEqual(whole["headers"], [("host", "piece.example"),
+                                            ("x-long-header-name", "a value, with spaces"),
+                                            ("accept", "*/*")])
+        cuts = [3, 9, 17, 30, 40, 52, 70, 80, len(head) - 2]
+        for cut in cuts:
+            with self.subTest(cut=cut):
+                self.assertEqual(self.scope_of_raw([head[:cut], head[cut:]]), whole)
+        # byte by byte, twice on one keep-alive connection
+        with Conn(self.port) as c:
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for _ in range(2):
+                for i in range(len(head)):
+                    c.send(head[i:i + 1])
+                    time.sleep(0.001)
+                r = c.read_response()
+                self.assertResponse(r, 200)
+                self.assertEqual(self.without_client_port(parse_scope(r.body)), whole)
+
+    def scope_of_raw(self, pieces):
+        with Conn(self.port) as c:
+            c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            for piece in pieces:
+                c.send(piece)
+                time.sleep(0.02)  # a read of its own
+            r = c.read_response()
+        self.assertResponse(r, 200)
+        return self.without_client_port(parse_scope(r.body))
+
+    @staticmethod
+    def without_client_port(scope):
+        scope.pop("client_port")  # each connection has its own
+        return scope
 
     def test_client_and_server_addresses(self):
         with Conn(self.port) as c:
