@@ -194,6 +194,9 @@ static stream_t *stream_new(h2_t *h2, int32_t id)
     if (s == NULL)
         return NULL;
     memset(s, 0, sizeof(*s));
+    casgi__buf_t *bufs[] = {&s->head, &s->fields, &s->body, &s->out, &s->trailers};
+    for (size_t i = 0; i < ARRAY_SIZE(bufs); i++)
+        casgi__buf_use_slab(bufs[i], &h2->server->slab);
     s->h2 = h2;
     s->id = id;
     s->refs = 1; /* nghttp2's, dropped in on_stream_close */
@@ -262,8 +265,10 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
     h2->heading = s;
     h2->num_open++;
-    /* one allocation for a typical head and its scope strings, instead of growing through it */
+    /* one allocation each for a typical head, its scope strings and its field records, instead
+     * of growing through them */
     casgi__buf_reserve(&s->head, 512);
+    casgi__buf_reserve(&s->fields, 8 * sizeof(field_t));
     casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_request_header);
     return 0;
 }
