@@ -71,11 +71,17 @@ typedef struct stream_s {
     span_t method, path, scheme, authority, protocol;
     int error_status; /* the request is refused with this status instead of reaching the app */
     uint64_t request_start;
+    uint64_t declared_length;  /* the request's content-length, when has_declared_length */
+    unsigned fields_begun : 1; /* a regular field came: no pseudo-header field may follow */
+    unsigned has_host : 1;
+    unsigned has_declared_length : 1;
+    unsigned malformed : 1; /* RFC 9113 8.1.1: reset with PROTOCOL_ERROR, never dispatched */
+    unsigned rejected : 1;  /* the reset for it is submitted: what else comes is dropped */
 
     /* request body: received, not yet given to the app */
     casgi__buf_t body;
     size_t unacked; /* bytes given to the app, not yet returned to the client's window */
-    uint64_t body_received;
+    uint64_t body_received; /* DATA payload octets, for content-length and max_body_size */
 
     /* response: bytes the data source has not taken yet, and trailers for the end */
     casgi__buf_t out;
@@ -273,11 +279,160 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
+/* RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2. */
+static int connection_specific(casgi_bytes_t name)
+{
+    return CASGI_NAME_IS(name, "connection") || CASGI_NAME_IS(name, "keep-alive") ||
+           CASGI_NAME_IS(name, "proxy-connection") || CASGI_NAME_IS(name, "transfer-encoding") ||
+           CASGI_NAME_IS(name, "upgrade");
+}
+
 static void take_pseudo(span_t *span, size_t off, size_t len)
 {
     span->off = off;
     span->len = len;
     span->set = 1;
+}
+
+/*
+ * nghttp2's HTTP messaging checks are off (session_new): the rules of RFC 9113 8 for requests are
+ * kept here, in the pass over each field that records it anyway. Character classes of a byte:
+ */
+enum {
+    C_NAME = 1,       /* a regular field name: a token in lower case (8.2.1) */
+    C_VALUE = 2,      /* a field value: HTAB, SP to '~', obs-text (8.2.1, RFC 9110 5.5) */
+    C_PATH = 4,       /* :path: VCHAR and obs-text, no whitespace */
+    C_TOKEN = 8,      /* :method: a token (RFC 9110 9.1) */
+    C_AUTHORITY = 16, /* :authority and host: RFC 3986 authority characters */
+};
+static const unsigned char field_chars[256] = {
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* 0x00 */
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
+    2,  31, 6,  15, 31, 31, 31, 31, 22, 22, 31, 31, 22, 31, 31, 6,  /* 0x20 */
+    31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 22, 22, 6,  22, 6,  6,  /* 0x30 */
+    22, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, /* 0x40 */
+    30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 22, 6,  22, 15, 31, /* 0x50 */
+    15, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, /* 0x60 */
+    31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 6,  15, 6,  31, 0,  /* 0x70 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0x80 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0x90 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xa0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xb0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xc0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xd0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xe0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xf0 */
+};
+
+/* 1 when every byte is of class `c` (no branch per byte: names and values are short). */
+static int all_of(const uint8_t *p, size_t len, unsigned char c)
+{
+    unsigned char ok = c;
+    for (size_t i = 0; i < len; i++)
+        ok &= field_chars[p[i]];
+    return ok != 0;
+}
+
+/* RFC 9113 8.2.1: a value neither starts nor ends with whitespace. */
+static int valid_value(const uint8_t *v, size_t len)
+{
+    return len == 0 || (v[0] != ' ' && v[0] != '\t' && v[len - 1] != ' ' && v[len - 1] != '\t' &&
+                        all_of(v, len, C_VALUE));
+}
+
+/* RFC 3986 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+static int valid_scheme(const uint8_t *v, size_t len)
+{
+    if (len == 0 || !((v[0] | 0x20) >= 'a' && (v[0] | 0x20) <= 'z'))
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        uint8_t c = v[i];
+        if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A pseudo-header field of a request: its span, or NULL when unknown (RFC 9113 8.3). */
+static span_t *pseudo_span(stream_t *s, const uint8_t *name, size_t len)
+{
+    switch (len) {
+    case 5: return memcmp(name, ":path", 5) == 0 ? &s->path : NULL;
+    case 7:
+        return memcmp(name, ":method", 7) == 0   ? &s->method
+               : memcmp(name, ":scheme", 7) == 0 ? &s->scheme
+                                                 : NULL;
+    case 9:
+        /* RFC 8441 3: only where our SETTINGS_ENABLE_CONNECT_PROTOCOL allows it */
+        return memcmp(name, ":protocol", 9) == 0 && s->h2->server->cfg.ws ? &s->protocol : NULL;
+    case 10: return memcmp(name, ":authority", 10) == 0 ? &s->authority : NULL;
+    default: return NULL;
+    }
+}
+
+/* RFC 9113 8.3.1: whether a pseudo-header field's value is well formed. */
+static int valid_pseudo(const stream_t *s, const span_t *span, const uint8_t *v, size_t len)
+{
+    if (span == &s->method)
+        return all_of(v, len, C_TOKEN);
+    if (span == &s->path)
+        return all_of(v, len, C_PATH);
+    if (span == &s->scheme)
+        return valid_scheme(v, len);
+    if (span == &s->authority)
+        return all_of(v, len, C_AUTHORITY);
+    return valid_value(v, len);
+}
+
+/* A request's pseudo-header field (RFC 9113 8.3): recorded, or the request marked malformed. */
+static int on_pseudo(stream_t *s, const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen)
+{
+    span_t *span = s->fields_begun ? NULL : pseudo_span(s, name, namelen);
+    if (span == NULL || span->set || valuelen == 0 || !valid_pseudo(s, span, value, valuelen)) {
+        s->malformed = 1;
+        return 0;
+    }
+    size_t off;
+    if (head_append(s, value, valuelen, &off))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    take_pseudo(span, off, valuelen);
+    if (span == &s->path && valuelen > s->h2->server->cfg.max_url)
+        s->error_status = 414;
+    return 0;
+}
+
+/* A request's regular field (RFC 9113 8.2): recorded, or the request marked malformed. */
+static int on_field(stream_t *s, const uint8_t *name, size_t namelen, const uint8_t *value,
+                    size_t valuelen)
+{
+    s->fields_begun = 1;
+    casgi_bytes_t n = {(const char *)name, namelen}, v = {(const char *)value, valuelen};
+    if (!all_of(name, namelen, C_NAME) || namelen == 0 || !valid_value(value, valuelen) ||
+        connection_specific(n) || (CASGI_NAME_IS(n, "te") && !CASGI_NAME_IS(v, "trailers"))) {
+        s->malformed = 1;
+        return 0;
+    }
+    if (CASGI_NAME_IS(n, "host")) {
+        if (s->has_host || !all_of(value, valuelen, C_AUTHORITY) || valuelen == 0) {
+            s->malformed = 1;
+            return 0;
+        }
+        s->has_host = 1;
+    } else if (CASGI_NAME_IS(n, "content-length")) {
+        if (s->has_declared_length || casgi__headers_parse_length(v, &s->declared_length) != 0) {
+            s->malformed = 1;
+            return 0;
+        }
+        s->has_declared_length = 1;
+        uint64_t max = s->h2->server->cfg.max_body_size;
+        if (max && s->declared_length > max)
+            s->error_status = 413;
+    }
+    if (add_field(s, name, namelen, value, valuelen) == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
 }
 
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
@@ -287,50 +442,81 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     (void)session;
     (void)flags;
     h2_t *h2 = user;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: ASGI has no request trailers */
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
     stream_t *s = h2->heading;
     if (s == NULL || s->id != frame->hd.stream_id)
         s = h2->heading = stream_of(h2, frame->hd.stream_id);
-    if (s == NULL || s->error_status)
+    if (s == NULL || s->error_status || s->malformed)
         return 0;
-    const casgi_config_t *cfg = &h2->server->cfg;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        /* trailers (8.1): no pseudo-header fields; ASGI has no request trailers, so the fields
+         * go no further than this check */
+        if (namelen == 0 || name[0] == ':' || !all_of(name, namelen, C_NAME) ||
+            !valid_value(value, valuelen))
+            s->malformed = 1;
+        return 0;
+    }
     /* RFC 9113 6.5.2: each field counts its name, value and 32 bytes */
     s->head_size += namelen + valuelen + 32;
-    if (s->head_size > cfg->max_request_head) {
+    if (s->head_size > h2->server->cfg.max_request_head) {
         s->error_status = 431;
         return 0;
     }
-    size_t off;
-    if (name[0] == ':') {
-        if (head_append(s, value, valuelen, &off))
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        span_t *span = NULL;
-        switch (namelen) {
-        case 5: span = memcmp(name, ":path", 5) == 0 ? &s->path : NULL; break;
-        case 7:
-            span = memcmp(name, ":method", 7) == 0   ? &s->method
-                   : memcmp(name, ":scheme", 7) == 0 ? &s->scheme
-                                                     : NULL;
-            break;
-        case 9: span = memcmp(name, ":protocol", 9) == 0 ? &s->protocol : NULL; break;
-        case 10: span = memcmp(name, ":authority", 10) == 0 ? &s->authority : NULL; break;
-        }
-        if (span)
-            take_pseudo(span, off, valuelen);
-        if (span == &s->path && valuelen > cfg->max_url)
-            s->error_status = 414;
+    if (namelen > 0 && name[0] == ':')
+        return on_pseudo(s, name, namelen, value, valuelen);
+    return on_field(s, name, namelen, value, valuelen);
+}
+
+/* RFC 9113 8.3.1 and 8.5, RFC 8441 4: the request head has what its kind of request needs. */
+static int request_complete(const stream_t *s)
+{
+    casgi_bytes_t method = {s->head.base + s->method.off, s->method.len};
+    int connect = s->method.set && CASGI_NAME_IS(method, "CONNECT");
+    if (connect && !s->protocol.set)
+        return s->authority.set && !s->scheme.set && !s->path.set;
+    if (!s->method.set || !s->scheme.set || !s->path.set || !(s->authority.set || s->has_host))
         return 0;
+    if (s->protocol.set && (!connect || !s->authority.set))
+        return 0;
+    casgi_bytes_t scheme = {s->head.base + s->scheme.off, s->scheme.len};
+    if (!CASGI_NAME_IS(scheme, "http") && !CASGI_NAME_IS(scheme, "https"))
+        return 1;
+    /* an http(s) target: origin form, or "*" for OPTIONS */
+    const char *path = s->head.base + s->path.off;
+    return path[0] == '/' ||
+           (s->path.len == 1 && path[0] == '*' && CASGI_NAME_IS(method, "OPTIONS"));
+}
+
+/* RFC 9113 8.1.1: the body's length must be the declared one. */
+static int length_exceeded(const stream_t *s)
+{
+    return s->has_declared_length && s->body_received > s->declared_length;
+}
+static int length_short(const stream_t *s)
+{
+    return s->has_declared_length && s->body_received != s->declared_length;
+}
+
+/*
+ * A malformed request (RFC 9113 8.1.1) is a stream error PROTOCOL_ERROR. Its app never sees it,
+ * or, when the fault comes with the body or trailers, sees a disconnect.
+ */
+static void reject_malformed(stream_t *s)
+{
+    h2_t *h2 = s->h2;
+    CASGI_LOG(&h2->server->log, CASGI_LOG_WARNING, "Malformed HTTP/2 request on stream %d",
+              (int)s->id);
+    s->malformed = 1;
+    s->rejected = 1;
+    s->dispatch = 0;
+    casgi__buf_clear(&s->body);
+    nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+    if (s->call_live) {
+        s->call.disconnected = 1;
+        wake_stream(s);
     }
-    if (add_field(s, name, namelen, value, valuelen) == NULL)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    uint64_t declared;
-    if (cfg->max_body_size && namelen == 14 && memcmp(name, "content-length", 14) == 0 &&
-        casgi__headers_parse_length((casgi_bytes_t){(const char *)value, valuelen}, &declared) ==
-            0 &&
-        declared > cfg->max_body_size)
-        s->error_status = 413;
-    return 0;
+    wake_conn(h2);
 }
 
 /*
@@ -476,14 +662,6 @@ static nghttp2_nv *nv_array(h2_t *h2, size_t *count)
 {
     *count = h2->nv.len / sizeof(nghttp2_nv);
     return (nghttp2_nv *)h2->nv.base;
-}
-
-/* RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2. */
-static int connection_specific(casgi_bytes_t name)
-{
-    return CASGI_NAME_IS(name, "connection") || CASGI_NAME_IS(name, "keep-alive") ||
-           CASGI_NAME_IS(name, "proxy-connection") || CASGI_NAME_IS(name, "transfer-encoding") ||
-           CASGI_NAME_IS(name, "upgrade");
 }
 
 static h2_ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
@@ -1211,6 +1389,14 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
      * slow app holds back its own stream and no other. */
     nghttp2_session_consume_connection(session, len);
     stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+    if (s != NULL && !s->rejected) {
+        s->body_received += len;
+        if (length_exceeded(s)) {
+            nghttp2_session_consume_stream(session, id, len);
+            reject_malformed(s);
+            return 0;
+        }
+    }
     if (s != NULL && s->ws != NULL && !s->ws_finished) {
         if (casgi__buf_append(&s->body, data, len))
             return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -1219,14 +1405,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
         wake_stream(s);
         return 0;
     }
-    int wanted = s != NULL && !s->error_status &&
+    int wanted = s != NULL && !s->error_status && !s->rejected &&
                  (s->dispatch || (s->call_live && !s->call.disconnected &&
                                   s->call.response != CASGI__RESPONSE_COMPLETE));
     if (!wanted) {
         nghttp2_session_consume_stream(session, id, len);
         return 0;
     }
-    s->body_received += len;
     uint64_t max = h2->server->cfg.max_body_size;
     if (max && s->body_received > max) {
         nghttp2_session_consume_stream(session, id, len);
@@ -1277,15 +1462,26 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS: {
         stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-        if (s == NULL)
+        if (s == NULL || s->rejected)
             return 0;
+        int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->headers_done) {
             s->headers_done = 1;
-            s->dispatch = 1;
             casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_keep_alive);
+            /* a request refused with a status is answered, however its head ended */
+            if (!s->error_status &&
+                (s->malformed || !request_complete(s) || (end_stream && length_short(s)))) {
+                reject_malformed(s);
+                return 0;
+            }
+            s->dispatch = 1;
             wake_stream(s);
+        } else if (s->malformed || !end_stream || length_short(s)) {
+            /* trailers (8.1): valid fields only, and they end the stream */
+            reject_malformed(s);
+            return 0;
         }
-        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        if (end_stream) {
             s->end_stream = 1;
             wake_stream(s);
         }
@@ -1294,7 +1490,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     case NGHTTP2_DATA:
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-            if (s != NULL) {
+            if (s != NULL && !s->rejected) {
+                if (length_short(s)) {
+                    reject_malformed(s);
+                    return 0;
+                }
                 s->end_stream = 1;
                 wake_stream(s);
             }
@@ -1670,6 +1870,9 @@ static int session_new(h2_t *h2)
         return CASGI_ENOMEM;
     }
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* nghttp2's HTTP messaging rules cost more than all our own work on a request: the same
+     * rules are kept in on_header and on_frame_recv, within the pass that records the fields */
+    nghttp2_option_set_no_http_messaging(opt, 1);
     /* nghttp2 rejects the 9th CONTINUATION by default (CVE-2024-28182), and a client that floods
      * SETTINGS or PING without reading the acks hits its outbound-ack limit (1000): the session
      * fails and the connection closes. Before that, our high-water mark stops reading it. */
