@@ -86,6 +86,8 @@ typedef struct stream_s {
     /* response: bytes the data source has not taken yet, and trailers for the end */
     casgi__buf_t out;
     casgi__buf_t trailers; /* packed: uint32 name_len, uint32 value_len, name, value */
+    char status_text[3];       /* the final response's :status and date, which nghttp2 */
+    char date[CASGI_DATE_LEN]; /* reads here when it encodes the HEADERS (submit_head) */
     uint64_t content_length;
     uint64_t body_sent;
 
@@ -644,19 +646,31 @@ static int admit(stream_t *s)
 /* ---- response ---------------------------------------------------------------------------- */
 
 /*
- * Appends one field to the array handed to nghttp2. nghttp2 copies the array, lower-casing the
- * names on the way (RFC 9113 8.2), so the app's case and buffers may be passed as they are.
+ * Appends one field to the array handed to nghttp2. Without flags nghttp2 copies the strings,
+ * lower-casing the names on the way (RFC 9113 8.2), so the app's case and buffers may be passed
+ * as they are. NO_COPY_NAME/NO_COPY_VALUE: the string lives until the frame is encoded, and a
+ * name is in lower case already.
  */
-static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value)
+static int nv_add_flags(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value, uint8_t flags)
 {
     if (casgi__buf_reserve(&h2->nv, sizeof(nghttp2_nv)))
         return CASGI_ENOMEM;
     nghttp2_nv nv = {(uint8_t *)(uintptr_t)name.base, (uint8_t *)(uintptr_t)value.base, name.len,
-                     value.len, NGHTTP2_NV_FLAG_NONE};
+                     value.len, flags};
     memcpy(h2->nv.base + h2->nv.len, &nv, sizeof(nv));
     h2->nv.len += sizeof(nv);
     return 0;
 }
+
+static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value)
+{
+    return nv_add_flags(h2, name, value, NGHTTP2_NV_FLAG_NONE);
+}
+
+/* A literal field: nothing to copy, its name in lower case. */
+#define NV_LITERAL(h2, name, value)                                                                \
+    nv_add_flags((h2), (name), (value),                                                          \
+                 NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
 
 static nghttp2_nv *nv_array(h2_t *h2, size_t *count)
 {
@@ -673,18 +687,33 @@ typedef enum {
     HEAD_AS_GIVEN,      /* the response, its fields complete already (websocket.c's) */
 } head_kind_t;
 
-/* Submits a response HEADERS frame. */
+/*
+ * Submits a response HEADERS frame. nghttp2 copies the app's fields; the server's are literals,
+ * and the final response's :status and date are kept in the stream for nghttp2 to read in place:
+ * it encodes a stream's HEADERS only while the stream is open, and the stream_t outlives
+ * nghttp2's stream (its reference goes in on_stream_close). A 1xx, which may come more than
+ * once, lets nghttp2 copy them.
+ */
 static int submit_head(stream_t *s, int status, const casgi_header_t *headers, size_t n,
                        head_kind_t kind)
 {
     int informational = kind == HEAD_INFORMATIONAL;
     h2_t *h2 = s->h2;
     casgi_server_t *server = h2->server;
-    char status_text[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
-                           (char)('0' + status % 10), 0};
+    char status_text[3] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
+                           (char)('0' + status % 10)};
+    int in_place = !informational && !s->submitted;
+    uint8_t value_flag = NGHTTP2_NV_FLAG_NONE;
+    casgi_bytes_t status_bytes = {status_text, 3};
+    if (in_place) {
+        value_flag = NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+        memcpy(s->status_text, status_text, 3);
+        status_bytes.base = s->status_text;
+    }
     casgi__buf_clear(&h2->nv);
     int has_date = 0, has_server = 0;
-    if (nv_add(h2, CASGI_BYTES(":status"), (casgi_bytes_t){status_text, 3}))
+    if (nv_add_flags(h2, CASGI_BYTES(":status"), status_bytes,
+                     NGHTTP2_NV_FLAG_NO_COPY_NAME | value_flag))
         return CASGI_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         casgi_bytes_t name = headers[i].name;
@@ -698,12 +727,18 @@ static int submit_head(stream_t *s, int status, const casgi_header_t *headers, s
     }
     if (kind == HEAD_FINAL) {
         if (server->cfg.server_header && !has_server &&
-            nv_add(h2, CASGI_BYTES("server"), CASGI_BYTES("casgi")))
+            NV_LITERAL(h2, CASGI_BYTES("server"), CASGI_BYTES("casgi")))
             return CASGI_ENOMEM;
-        if (server->cfg.date_header && !has_date &&
-            nv_add(h2, CASGI_BYTES("date"),
-                   (casgi_bytes_t){casgi__date_now(&server->date), CASGI_DATE_LEN}))
-            return CASGI_ENOMEM;
+        if (server->cfg.date_header && !has_date) {
+            casgi_bytes_t date = {casgi__date_now(&server->date), CASGI_DATE_LEN};
+            if (in_place) {
+                memcpy(s->date, date.base, CASGI_DATE_LEN);
+                date.base = s->date;
+            }
+            if (nv_add_flags(h2, CASGI_BYTES("date"), date,
+                             NGHTTP2_NV_FLAG_NO_COPY_NAME | value_flag))
+                return CASGI_ENOMEM;
+        }
         for (size_t i = 0; i < server->cfg.num_headers; i++)
             if (nv_add(h2, server->default_headers[i].name, server->default_headers[i].value))
                 return CASGI_ENOMEM;
