@@ -25,16 +25,20 @@ int casgi__buf_grow(casgi__buf_t *b, size_t extra)
         cap *= 2;
     }
     char *p;
-    if (b->slab) {
+    if (b->slab)
         cap = slab_fit(cap);
-        p = casgi__slab_realloc(b->slab, b->base, cap);
+    if (b->borrowed) {
+        p = b->slab ? casgi__slab_alloc(b->slab, cap) : malloc(cap);
+        if (p != NULL && b->len > 0)
+            memcpy(p, b->base, b->len);
     } else {
-        p = realloc(b->base, cap);
+        p = b->slab ? casgi__slab_realloc(b->slab, b->base, cap) : realloc(b->base, cap);
     }
     if (p == NULL)
         return CASGI_ENOMEM;
     b->base = p;
     b->cap = cap;
+    b->borrowed = 0;
     return 0;
 }
 
@@ -63,7 +67,7 @@ int casgi__buf_reserve_pooled(casgi__pool_t *pool, casgi__buf_t *b, size_t extra
 void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b)
 {
     CASGI_ASSERT(b->off == b->len);
-    if (b->base != NULL && b->cap == CASGI_POOL_BLOCK && b->slab == NULL) {
+    if (b->base != NULL && b->cap == CASGI_POOL_BLOCK && b->slab == NULL && !b->borrowed) {
         casgi__pool_give(pool, b->base);
         b->base = NULL;
         b->off = b->len = b->cap = 0;
@@ -106,7 +110,9 @@ void casgi__pool_clear(casgi__pool_t *pool)
 
 void casgi__buf_free(casgi__buf_t *b)
 {
-    if (b->slab)
+    if (b->borrowed)
+        b->borrowed = 0;
+    else if (b->slab)
         casgi__slab_free(b->slab, b->base);
     else
         free(b->base);

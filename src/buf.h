@@ -14,6 +14,7 @@ typedef struct casgi__buf_s {
     size_t len;
     size_t cap;
     struct casgi__slab_s *slab; /* where the memory comes from; NULL: malloc */
+    int borrowed;               /* base is the owner's space (casgi__buf_start_in): never freed */
 } casgi__buf_t;
 
 static inline size_t casgi__buf_size(const casgi__buf_t *b)
@@ -76,6 +77,18 @@ void casgi__slab_clear(casgi__slab_t *slab);
 static inline void casgi__buf_use_slab(casgi__buf_t *b, casgi__slab_t *slab)
 {
     b->slab = slab;
+}
+
+/*
+ * Starts an empty buffer in `size` bytes of the caller's memory, which must outlive it: the usual
+ * request then costs no allocation. Outgrown, the contents move to memory of the buffer's own.
+ */
+static inline void casgi__buf_start_in(casgi__buf_t *b, void *space, size_t size)
+{
+    b->base = space;
+    b->off = b->len = 0;
+    b->cap = size;
+    b->borrowed = 1;
 }
 
 /* casgi__buf_reserve()'s slow path: the buffer has less room than `extra`. */

@@ -116,6 +116,12 @@ typedef struct stream_s {
     unsigned ws_eof : 1;      /* the client's END_STREAM was reported */
     unsigned ws_input : 1;    /* input grew since the stream task last ran */
     unsigned ws_drained : 1;  /* output shrank since the stream task last ran */
+
+    /* Where a typical request head, its field records and a small response body fit, so that
+     * the usual request allocates nothing for them. Last: stream_new clears what comes before. */
+    char head_space[512];
+    field_t field_space[8];
+    char out_space[256];
 } stream_t;
 
 struct h2_s {
@@ -201,7 +207,10 @@ static stream_t *stream_new(h2_t *h2, int32_t id)
     stream_t *s = casgi__pool_take(&h2->server->h2_streams, sizeof(*s));
     if (s == NULL)
         return NULL;
-    memset(s, 0, sizeof(*s));
+    memset(s, 0, offsetof(stream_t, head_space));
+    casgi__buf_start_in(&s->head, s->head_space, sizeof(s->head_space));
+    casgi__buf_start_in(&s->fields, s->field_space, sizeof(s->field_space));
+    casgi__buf_start_in(&s->out, s->out_space, sizeof(s->out_space));
     casgi__buf_t *bufs[] = {&s->head, &s->fields, &s->body, &s->out, &s->trailers};
     for (size_t i = 0; i < ARRAY_SIZE(bufs); i++)
         casgi__buf_use_slab(bufs[i], &h2->server->slab);
@@ -273,10 +282,6 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
     h2->heading = s;
     h2->num_open++;
-    /* one allocation each for a typical head, its scope strings and its field records, instead
-     * of growing through them */
-    casgi__buf_reserve(&s->head, 512);
-    casgi__buf_reserve(&s->fields, 8 * sizeof(field_t));
     casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_request_header);
     return 0;
 }
