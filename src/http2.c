@@ -141,6 +141,7 @@ struct h2_s {
     unsigned num_open;           /* request streams nghttp2 holds open */
     int32_t peer_initial_window; /* the client's SETTINGS_INITIAL_WINDOW_SIZE in force */
     stream_t *heading; /* the stream whose header block is being received (blocks never mix) */
+    uint64_t deadline; /* ms of the connection deadline to set once nghttp2 returns; 0: none */
 };
 
 static const casgi__call_ops_t call_ops;
@@ -282,7 +283,7 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
     h2->heading = s;
     h2->num_open++;
-    casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_request_header);
+    h2->deadline = h2->server->cfg.timeout_request_header;
     return 0;
 }
 
@@ -1543,13 +1544,15 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     h2_t *h2 = user;
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS: {
-        stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        stream_t *s = h2->heading; /* it received this block's fields: no lookup */
+        if (s == NULL || s->id != frame->hd.stream_id || !s->open)
+            s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
         if (s == NULL || s->rejected)
             return 0;
         int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->headers_done) {
             s->headers_done = 1;
-            casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_keep_alive);
+            h2->deadline = h2->server->cfg.timeout_keep_alive;
             /* a request refused with a status is answered, however its head ended */
             if (!s->error_status &&
                 (s->malformed || !request_complete(s) || (end_stream && length_short(s)))) {
@@ -1642,7 +1645,7 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     if (h2->shutting_down)
         wake_conn(h2); /* perhaps the last stream: the final GOAWAY is due */
     else if (h2->num_open == 0 && h2->conn != NULL)
-        casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_keep_alive); /* idle from now */
+        h2->deadline = h2->server->cfg.timeout_keep_alive; /* idle from now */
     ws_gone(s);
     if (s->call_live) {
         if (s->call.response != CASGI__RESPONSE_COMPLETE)
@@ -1791,6 +1794,12 @@ static void run(h2_t *h2)
         }
         if (h2->conn)
             casgi__conn_flush_later(h2->conn);
+    }
+    /* The callbacks name the deadline each stream event calls for; only the last one counts,
+     * so it is set once here rather than for every stream of a read. */
+    if (h2->deadline && h2->conn) {
+        casgi__conn_set_deadline(h2->conn, h2->deadline);
+        h2->deadline = 0;
     }
     finish_if_done(h2);
     update_reading(h2);
