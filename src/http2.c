@@ -123,6 +123,7 @@ typedef struct stream_s {
     field_t field_space[8];
     char out_space[256];
 } stream_t;
+_Static_assert(offsetof(stream_t, call) == 0, "stream_new clears what follows the call");
 
 struct h2_s {
     casgi__conn_t *conn; /* NULL once the connection closed */
@@ -178,6 +179,8 @@ static void stream_release_buffers(stream_t *s)
     casgi__pool_t *pool = &s->call.server->pool;
     casgi__buf_t *bufs[] = {&s->head, &s->fields, &s->body, &s->out, &s->trailers};
     for (size_t i = 0; i < ARRAY_SIZE(bufs); i++) {
+        if (bufs[i]->base == NULL || bufs[i]->borrowed)
+            continue; /* nothing of its own: stream_new starts it afresh */
         casgi__buf_clear(bufs[i]);
         casgi__buf_release(pool, bufs[i]);
     }
@@ -208,7 +211,8 @@ static stream_t *stream_new(h2_t *h2, int32_t id)
     stream_t *s = casgi__pool_take(&h2->server->h2_streams, sizeof(*s));
     if (s == NULL)
         return NULL;
-    memset(s, 0, offsetof(stream_t, head_space));
+    /* casgi__call_init clears the call */
+    memset((char *)s + sizeof(s->call), 0, offsetof(stream_t, head_space) - sizeof(s->call));
     casgi__buf_start_in(&s->head, s->head_space, sizeof(s->head_space));
     casgi__buf_start_in(&s->fields, s->field_space, sizeof(s->field_space));
     casgi__buf_start_in(&s->out, s->out_space, sizeof(s->out_space));
