@@ -724,6 +724,20 @@ static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value)
     nv_add_flags((h2), (name), (value),                                                          \
                  NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
 
+/*
+ * The literal for a name nearly every response carries, when the app spelt it in lower case
+ * already: nghttp2 then neither copies nor lower-cases it. NULL for any other name.
+ */
+static const char *known_name(casgi_bytes_t name)
+{
+    const uint8_t *n = (const uint8_t *)name.base;
+    switch (name.len) {
+    case 12: return SAME(n, "content-type") ? "content-type" : NULL;
+    case 14: return SAME(n, "content-length") ? "content-length" : NULL;
+    default: return NULL;
+    }
+}
+
 static nghttp2_nv *nv_array(h2_t *h2, size_t *count)
 {
     *count = h2->nv.len / sizeof(nghttp2_nv);
@@ -774,7 +788,10 @@ static int submit_head(stream_t *s, int status, const casgi_header_t *headers, s
             continue;
         has_date |= CASGI_NAME_IS(name, "date");
         has_server |= CASGI_NAME_IS(name, "server");
-        if (nv_add(h2, name, headers[i].value))
+        const char *known = known_name(name);
+        if (known != NULL ? nv_add_flags(h2, (casgi_bytes_t){known, name.len}, headers[i].value,
+                                         NGHTTP2_NV_FLAG_NO_COPY_NAME)
+                          : nv_add(h2, name, headers[i].value))
             return CASGI_ENOMEM;
     }
     if (kind == HEAD_FINAL) {
