@@ -1,9 +1,10 @@
 /*
  * HTTP/2 (RFC 9113) with nghttp2: one nghttp2 session per connection, one ASGI call per request
- * stream. nghttp2 owns the framing, HPACK, stream states and the RFC's validation; this file owns
- * what nghttp2 leaves to the application: turning streams into calls and back, flow control that
- * follows the app (a stream's window is given back only as the app receives), the limits an
- * attacker leans on, and the graceful GOAWAY sequence.
+ * stream. nghttp2 owns the framing, HPACK, stream states and the frame-level rules; this file owns
+ * what nghttp2 leaves to the application: turning streams into calls and back, the HTTP rules for
+ * requests (RFC 9113 8, with nghttp2's own checks off: they cost more than the rest of a
+ * request), flow control that follows the app (a stream's window is given back only as the app
+ * receives), the limits an attacker leans on, and the graceful GOAWAY sequence.
  *
  * As in http1.c, the app is never called from inside nghttp2: callbacks record what happened and
  * queue the stream's task; the task talks to the app; the connection's task lets nghttp2 write
@@ -525,8 +526,9 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
 /* RFC 9113 8.3.1 and 8.5, RFC 8441 4: the request head has what its kind of request needs. */
 static int request_complete(const stream_t *s)
 {
-    casgi_bytes_t method = {s->head.base + s->method.off, s->method.len};
-    int connect = s->method.set && CASGI_NAME_IS(method, "CONNECT");
+    /* methods are case-sensitive (RFC 9110 9.1) */
+    const uint8_t *method = (const uint8_t *)s->head.base + s->method.off;
+    int connect = s->method.set && s->method.len == 7 && SAME(method, "CONNECT");
     if (connect && !s->protocol.set)
         return s->authority.set && !s->scheme.set && !s->path.set;
     if (!s->method.set || !s->scheme.set || !s->path.set || !(s->authority.set || s->has_host))
@@ -539,7 +541,7 @@ static int request_complete(const stream_t *s)
     /* an http(s) target: origin form, or "*" for OPTIONS */
     const char *path = s->head.base + s->path.off;
     return path[0] == '/' ||
-           (s->path.len == 1 && path[0] == '*' && CASGI_NAME_IS(method, "OPTIONS"));
+           (s->path.len == 1 && path[0] == '*' && s->method.len == 7 && SAME(method, "OPTIONS"));
 }
 
 /* RFC 9113 8.1.1: the body's length must be the declared one. */
