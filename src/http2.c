@@ -624,8 +624,9 @@ static int build_scope(stream_t *s)
         field_t f;
         memcpy(&f, s->fields.base + i * sizeof(f), sizeof(f));
         casgi_header_t hd = {{base + f.name_off, f.name_len}, {base + f.value_off, f.value_len}};
-        /* RFC 9113 8.3.1: a Host that names another target than :authority is malformed */
-        if (s->authority.set && CASGI_NAME_IS(hd.name, "host") &&
+        /* RFC 9113 8.3.1: a Host that names another target than :authority is malformed (the
+         * one made from :authority, first, names it) */
+        if (s->authority.set && !(add_host && i == 0) && CASGI_NAME_IS(hd.name, "host") &&
             (hd.value.len != authority.len ||
              !casgi__headers_name_is(hd.value, authority.base, authority.len)))
             return CASGI_EHEADER;
