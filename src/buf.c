@@ -2,10 +2,10 @@
 
 #include "buf.h"
 
-int casgi__buf_reserve(casgi__buf_t *b, size_t extra)
+static size_t slab_fit(size_t want);
+
+int casgi__buf_grow(casgi__buf_t *b, size_t extra)
 {
-    if (b->cap - b->len >= extra)
-        return 0;
     /* Reclaim the consumed front before growing: pipelined input leaves a gap there. */
     if (b->off > 0) {
         size_t size = b->len - b->off;
@@ -18,29 +18,27 @@ int casgi__buf_reserve(casgi__buf_t *b, size_t extra)
     size_t want = b->len + extra;
     if (want < extra)
         return CASGI_ENOMEM;
-    size_t cap = b->cap ? b->cap : 256;
+    size_t cap = b->cap ? b->cap : b->slab ? 48 : 256;
     while (cap < want) {
         if (cap > SIZE_MAX / 2)
             return CASGI_ENOMEM;
         cap *= 2;
     }
-    char *p = realloc(b->base, cap);
+    char *p;
+    if (b->slab)
+        cap = slab_fit(cap);
+    if (b->borrowed) {
+        p = b->slab ? casgi__slab_alloc(b->slab, cap) : malloc(cap);
+        if (p != NULL && b->len > 0)
+            memcpy(p, b->base, b->len);
+    } else {
+        p = b->slab ? casgi__slab_realloc(b->slab, b->base, cap) : realloc(b->base, cap);
+    }
     if (p == NULL)
         return CASGI_ENOMEM;
     b->base = p;
     b->cap = cap;
-    return 0;
-}
-
-int casgi__buf_append(casgi__buf_t *b, const void *data, size_t len)
-{
-    if (len == 0)
-        return 0;
-    int err = casgi__buf_reserve(b, len);
-    if (err)
-        return err;
-    memcpy(b->base + b->len, data, len);
-    b->len += len;
+    b->borrowed = 0;
     return 0;
 }
 
@@ -71,7 +69,7 @@ void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b)
     CASGI_ASSERT(b->off == b->len);
     if (b->base == NULL)
         return;
-    if (b->cap == CASGI_POOL_BLOCK) {
+    if (b->cap == CASGI_POOL_BLOCK && b->slab == NULL && !b->borrowed) {
         casgi__pool_give(pool, b->base);
         b->base = NULL;
         b->off = b->len = b->cap = 0;
@@ -114,7 +112,12 @@ void casgi__pool_clear(casgi__pool_t *pool)
 
 void casgi__buf_free(casgi__buf_t *b)
 {
-    free(b->base);
+    if (b->borrowed)
+        b->borrowed = 0;
+    else if (b->slab)
+        casgi__slab_free(b->slab, b->base);
+    else
+        free(b->base);
     b->base = NULL;
     b->off = b->len = b->cap = 0;
 }
@@ -136,14 +139,26 @@ static size_t slab_class_size(size_t cls)
     return (size_t)1 << (cls + SLAB_MIN_SHIFT);
 }
 
+/* The room of the smallest class that holds `want` bytes: a buffer uses all of its block. */
+static size_t slab_fit(size_t want)
+{
+    for (size_t cls = 0; cls < CASGI_SLAB_CLASSES; cls++)
+        if (slab_class_size(cls) - SLAB_HEADER >= want)
+            return slab_class_size(cls) - SLAB_HEADER;
+    return want;
+}
+
 void *casgi__slab_alloc(casgi__slab_t *slab, size_t size)
 {
     size_t need = size + SLAB_HEADER;
     if (need < size)
         return NULL;
-    size_t cls = 0;
-    while (cls < CASGI_SLAB_CLASSES && slab_class_size(cls) < need)
-        cls++;
+    /* the class is the bit width of need - 1, less the smallest class's */
+    size_t width = need <= 64 ? SLAB_MIN_SHIFT
+                              : (size_t)(64 - __builtin_clzll((unsigned long long)(need - 1)));
+    size_t cls = width - SLAB_MIN_SHIFT;
+    if (cls > CASGI_SLAB_CLASSES)
+        cls = CASGI_SLAB_CLASSES;
     char *block = cls < CASGI_SLAB_CLASSES
                       ? casgi__pool_take(&slab->classes[cls], slab_class_size(cls))
                       : malloc(need);

@@ -13,6 +13,8 @@ typedef struct casgi__buf_s {
     size_t off;
     size_t len;
     size_t cap;
+    struct casgi__slab_s *slab; /* where the memory comes from; NULL: malloc */
+    int borrowed;               /* base is the owner's space (casgi__buf_start_in): never freed */
 } casgi__buf_t;
 
 static inline size_t casgi__buf_size(const casgi__buf_t *b)
@@ -68,10 +70,53 @@ void *casgi__slab_realloc(casgi__slab_t *slab, void *ptr, size_t size);
 void casgi__slab_free(casgi__slab_t *slab, void *ptr);
 void casgi__slab_clear(casgi__slab_t *slab);
 
-/* Makes room for `extra` more bytes at the end. 0 or CASGI_ENOMEM. */
-int casgi__buf_reserve(casgi__buf_t *b, size_t extra);
+/*
+ * Makes the buffer take its memory from `slab` (set while it has none): for buffers that live and
+ * die with every request, where malloc and free would cost more than the work they hold.
+ */
+static inline void casgi__buf_use_slab(casgi__buf_t *b, casgi__slab_t *slab)
+{
+    b->slab = slab;
+}
+
+/*
+ * Starts an empty buffer in `size` bytes of the caller's memory, which must outlive it: the usual
+ * request then costs no allocation. Outgrown, the contents move to memory of the buffer's own.
+ */
+static inline void casgi__buf_start_in(casgi__buf_t *b, void *space, size_t size)
+{
+    b->base = space;
+    b->off = b->len = 0;
+    b->cap = size;
+    b->borrowed = 1;
+}
+
+/* casgi__buf_reserve()'s slow path: the buffer has less room than `extra`. */
+int casgi__buf_grow(casgi__buf_t *b, size_t extra);
+
+/*
+ * Makes room for `extra` more bytes at the end. 0 or CASGI_ENOMEM. Inline because it is called
+ * for every field and frame, and nearly always finds the room there.
+ */
+static inline int casgi__buf_reserve(casgi__buf_t *b, size_t extra)
+{
+    if (CASGI_LIKELY(b->cap - b->len >= extra))
+        return 0;
+    return casgi__buf_grow(b, extra);
+}
+
 /* Appends bytes. 0 or CASGI_ENOMEM. */
-int casgi__buf_append(casgi__buf_t *b, const void *data, size_t len);
+static inline int casgi__buf_append(casgi__buf_t *b, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    int err = casgi__buf_reserve(b, len);
+    if (err)
+        return err;
+    memcpy(b->base + b->len, data, len);
+    b->len += len;
+    return 0;
+}
 /* Drops `n` bytes from the front. */
 void casgi__buf_consume(casgi__buf_t *b, size_t n);
 /* Empties the buffer, keeping its memory. */

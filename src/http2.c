@@ -1,9 +1,10 @@
 /*
  * HTTP/2 (RFC 9113) with nghttp2: one nghttp2 session per connection, one ASGI call per request
- * stream. nghttp2 owns the framing, HPACK, stream states and the RFC's validation; this file owns
- * what nghttp2 leaves to the application: turning streams into calls and back, flow control that
- * follows the app (a stream's window is given back only as the app receives), the limits an
- * attacker leans on, and the graceful GOAWAY sequence.
+ * stream. nghttp2 owns the framing, HPACK, stream states and the frame-level rules; this file owns
+ * what nghttp2 leaves to the application: turning streams into calls and back, the HTTP rules for
+ * requests (RFC 9113 8, with nghttp2's own checks off: they cost more than the rest of a
+ * request), flow control that follows the app (a stream's window is given back only as the app
+ * receives), the limits an attacker leans on, and the graceful GOAWAY sequence.
  *
  * As in http1.c, the app is never called from inside nghttp2: callbacks record what happened and
  * queue the stream's task; the task talks to the app; the connection's task lets nghttp2 write
@@ -71,15 +72,23 @@ typedef struct stream_s {
     span_t method, path, scheme, authority, protocol;
     int error_status; /* the request is refused with this status instead of reaching the app */
     uint64_t request_start;
+    uint64_t declared_length;  /* the request's content-length, when has_declared_length */
+    unsigned fields_begun : 1; /* a regular field came: no pseudo-header field may follow */
+    unsigned has_host : 1;
+    unsigned has_declared_length : 1;
+    unsigned malformed : 1; /* RFC 9113 8.1.1: reset with PROTOCOL_ERROR, never dispatched */
+    unsigned rejected : 1;  /* the reset for it is submitted: what else comes is dropped */
 
     /* request body: received, not yet given to the app */
     casgi__buf_t body;
     size_t unacked; /* bytes given to the app, not yet returned to the client's window */
-    uint64_t body_received;
+    uint64_t body_received; /* DATA payload octets, for content-length and max_body_size */
 
     /* response: bytes the data source has not taken yet, and trailers for the end */
     casgi__buf_t out;
     casgi__buf_t trailers; /* packed: uint32 name_len, uint32 value_len, name, value */
+    char status_text[3];       /* the final response's :status and date, which nghttp2 */
+    char date[CASGI_DATE_LEN]; /* reads here when it encodes the HEADERS (submit_head) */
     uint64_t content_length;
     uint64_t body_sent;
 
@@ -108,7 +117,14 @@ typedef struct stream_s {
     unsigned ws_eof : 1;      /* the client's END_STREAM was reported */
     unsigned ws_input : 1;    /* input grew since the stream task last ran */
     unsigned ws_drained : 1;  /* output shrank since the stream task last ran */
+
+    /* Where a typical request head, its field records and a small response body fit, so that
+     * the usual request allocates nothing for them. Last: stream_new clears what comes before. */
+    char head_space[512];
+    field_t field_space[8];
+    char out_space[256];
 } stream_t;
+_Static_assert(offsetof(stream_t, call) == 0, "stream_new clears what follows the call");
 
 struct h2_s {
     casgi__conn_t *conn; /* NULL once the connection closed */
@@ -127,6 +143,7 @@ struct h2_s {
     unsigned num_open;           /* request streams nghttp2 holds open */
     int32_t peer_initial_window; /* the client's SETTINGS_INITIAL_WINDOW_SIZE in force */
     stream_t *heading; /* the stream whose header block is being received (blocks never mix) */
+    uint64_t deadline; /* ms of the connection deadline to set once nghttp2 returns; 0: none */
 };
 
 static const casgi__call_ops_t call_ops;
@@ -163,6 +180,8 @@ static void stream_release_buffers(stream_t *s)
     casgi__pool_t *pool = &s->call.server->pool;
     casgi__buf_t *bufs[] = {&s->head, &s->fields, &s->body, &s->out, &s->trailers};
     for (size_t i = 0; i < ARRAY_SIZE(bufs); i++) {
+        if (bufs[i]->base == NULL || bufs[i]->borrowed)
+            continue; /* nothing of its own: stream_new starts it afresh */
         casgi__buf_clear(bufs[i]);
         casgi__buf_release(pool, bufs[i]);
     }
@@ -193,7 +212,14 @@ static stream_t *stream_new(h2_t *h2, int32_t id)
     stream_t *s = casgi__pool_take(&h2->server->h2_streams, sizeof(*s));
     if (s == NULL)
         return NULL;
-    memset(s, 0, sizeof(*s));
+    /* casgi__call_init clears the call */
+    memset((char *)s + sizeof(s->call), 0, offsetof(stream_t, head_space) - sizeof(s->call));
+    casgi__buf_start_in(&s->head, s->head_space, sizeof(s->head_space));
+    casgi__buf_start_in(&s->fields, s->field_space, sizeof(s->field_space));
+    casgi__buf_start_in(&s->out, s->out_space, sizeof(s->out_space));
+    casgi__buf_t *bufs[] = {&s->head, &s->fields, &s->body, &s->out, &s->trailers};
+    for (size_t i = 0; i < ARRAY_SIZE(bufs); i++)
+        casgi__buf_use_slab(bufs[i], &h2->server->slab);
     s->h2 = h2;
     s->id = id;
     s->refs = 1; /* nghttp2's, dropped in on_stream_close */
@@ -262,10 +288,16 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, s);
     h2->heading = s;
     h2->num_open++;
-    /* one allocation for a typical head and its scope strings, instead of growing through it */
-    casgi__buf_reserve(&s->head, 512);
-    casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_request_header);
+    h2->deadline = h2->server->cfg.timeout_request_header;
     return 0;
+}
+
+/* RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2. */
+static int connection_specific(casgi_bytes_t name)
+{
+    return CASGI_NAME_IS(name, "connection") || CASGI_NAME_IS(name, "keep-alive") ||
+           CASGI_NAME_IS(name, "proxy-connection") || CASGI_NAME_IS(name, "transfer-encoding") ||
+           CASGI_NAME_IS(name, "upgrade");
 }
 
 static void take_pseudo(span_t *span, size_t off, size_t len)
@@ -275,6 +307,189 @@ static void take_pseudo(span_t *span, size_t off, size_t len)
     span->set = 1;
 }
 
+/*
+ * nghttp2's HTTP messaging checks are off (session_new): the rules of RFC 9113 8 for requests are
+ * kept here, in the pass over each field that records it anyway. Character classes of a byte:
+ */
+enum {
+    C_NAME = 1,       /* a regular field name: a token in lower case (8.2.1) */
+    C_VALUE = 2,      /* a field value: HTAB, SP to '~', obs-text (8.2.1, RFC 9110 5.5) */
+    C_PATH = 4,       /* :path: VCHAR and obs-text, no whitespace */
+    C_TOKEN = 8,      /* :method: a token (RFC 9110 9.1) */
+    C_AUTHORITY = 16, /* :authority and host: RFC 3986 authority characters */
+};
+static const unsigned char field_chars[256] = {
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  2,  0,  0,  0,  0,  0,  0,  /* 0x00 */
+    0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  /* 0x10 */
+    2,  31, 6,  15, 31, 31, 31, 31, 22, 22, 31, 31, 22, 31, 31, 6,  /* 0x20 */
+    31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 22, 22, 6,  22, 6,  6,  /* 0x30 */
+    22, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, /* 0x40 */
+    30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 30, 22, 6,  22, 15, 31, /* 0x50 */
+    15, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, /* 0x60 */
+    31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 31, 6,  15, 6,  31, 0,  /* 0x70 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0x80 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0x90 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xa0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xb0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xc0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xd0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xe0 */
+    6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  /* 0xf0 */
+};
+
+/* 1 when every byte is of class `c`: no branch per byte, four bytes a turn. */
+static int all_of(const uint8_t *p, size_t len, unsigned char c)
+{
+    unsigned char ok = c;
+    size_t i = 0;
+    for (; i + 4 <= len; i += 4)
+        ok &= field_chars[p[i]] & field_chars[p[i + 1]] & field_chars[p[i + 2]] &
+              field_chars[p[i + 3]];
+    for (; i < len; i++)
+        ok &= field_chars[p[i]];
+    return ok != 0;
+}
+
+/*
+ * Whether n bytes (4 to 16, a constant where it is inlined) equal a literal's: two overlapping
+ * word compares instead of a call to memcmp, for the names every request carries.
+ */
+static inline int same_bytes(const uint8_t *a, const char *lit, size_t n)
+{
+    if (n >= 8) {
+        uint64_t a0, a1, b0, b1;
+        memcpy(&a0, a, 8);
+        memcpy(&b0, lit, 8);
+        memcpy(&a1, a + n - 8, 8);
+        memcpy(&b1, lit + n - 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    uint32_t a0, a1, b0, b1;
+    memcpy(&a0, a, 4);
+    memcpy(&b0, lit, 4);
+    memcpy(&a1, a + n - 4, 4);
+    memcpy(&b1, lit + n - 4, 4);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+}
+#define SAME(a, lit) same_bytes((a), (lit), sizeof(lit) - 1)
+
+/* RFC 9113 8.2.1: a value neither starts nor ends with whitespace. */
+static int valid_value(const uint8_t *v, size_t len)
+{
+    return len == 0 || (v[0] != ' ' && v[0] != '\t' && v[len - 1] != ' ' && v[len - 1] != '\t' &&
+                        all_of(v, len, C_VALUE));
+}
+
+/* RFC 3986 3.1: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
+static int valid_scheme(const uint8_t *v, size_t len)
+{
+    if (len == 0 || !((v[0] | 0x20) >= 'a' && (v[0] | 0x20) <= 'z'))
+        return 0;
+    for (size_t i = 1; i < len; i++) {
+        uint8_t c = v[i];
+        if (!(((c | 0x20) >= 'a' && (c | 0x20) <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+              c == '-' || c == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* A pseudo-header field of a request: its span, or NULL when unknown (RFC 9113 8.3). */
+static span_t *pseudo_span(stream_t *s, const uint8_t *name, size_t len)
+{
+    switch (len) {
+    case 5: return SAME(name, ":path") ? &s->path : NULL;
+    case 7:
+        return SAME(name, ":method")   ? &s->method
+               : SAME(name, ":scheme") ? &s->scheme
+                                       : NULL;
+    case 9:
+        /* RFC 8441 3: only where our SETTINGS_ENABLE_CONNECT_PROTOCOL allows it */
+        return SAME(name, ":protocol") && s->h2->server->cfg.ws ? &s->protocol : NULL;
+    case 10: return SAME(name, ":authority") ? &s->authority : NULL;
+    default: return NULL;
+    }
+}
+
+/* RFC 9113 8.3.1: whether a pseudo-header field's value is well formed. */
+static int valid_pseudo(const stream_t *s, const span_t *span, const uint8_t *v, size_t len)
+{
+    if (span == &s->method)
+        return all_of(v, len, C_TOKEN);
+    if (span == &s->path)
+        return all_of(v, len, C_PATH);
+    if (span == &s->scheme)
+        return valid_scheme(v, len);
+    if (span == &s->authority)
+        return all_of(v, len, C_AUTHORITY);
+    return valid_value(v, len);
+}
+
+/* A request's pseudo-header field (RFC 9113 8.3): recorded, or the request marked malformed. */
+static int on_pseudo(stream_t *s, const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen)
+{
+    span_t *span = s->fields_begun ? NULL : pseudo_span(s, name, namelen);
+    if (span == NULL || span->set || valuelen == 0 || !valid_pseudo(s, span, value, valuelen)) {
+        s->malformed = 1;
+        return 0;
+    }
+    size_t off;
+    if (head_append(s, value, valuelen, &off))
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    take_pseudo(span, off, valuelen);
+    if (span == &s->path && valuelen > s->h2->server->cfg.max_url)
+        s->error_status = 414;
+    return 0;
+}
+
+/* A request's regular field (RFC 9113 8.2): recorded, or the request marked malformed. */
+static int on_field(stream_t *s, const uint8_t *name, size_t namelen, const uint8_t *value,
+                    size_t valuelen)
+{
+    s->fields_begun = 1;
+    if (!all_of(name, namelen, C_NAME) || namelen == 0 || !valid_value(value, valuelen)) {
+        s->malformed = 1;
+        return 0;
+    }
+    /* The names the server reads or refuses, found by length first. The name is known to be in
+     * lower case: connection_specific()'s fields (8.2.2) are matched exactly. */
+    enum { PLAIN, HOST, LENGTH, TE, FORBIDDEN } kind = PLAIN;
+    switch (namelen) {
+    case 2: kind = name[0] == 't' && name[1] == 'e' ? TE : PLAIN; break;
+    case 4: kind = SAME(name, "host") ? HOST : PLAIN; break;
+    case 7: kind = SAME(name, "upgrade") ? FORBIDDEN : PLAIN; break;
+    case 10: kind = SAME(name, "connection") || SAME(name, "keep-alive") ? FORBIDDEN : PLAIN; break;
+    case 14: kind = SAME(name, "content-length") ? LENGTH : PLAIN; break;
+    case 16: kind = SAME(name, "proxy-connection") ? FORBIDDEN : PLAIN; break;
+    case 17: kind = SAME(name, "transfer-encoding") ? FORBIDDEN : PLAIN; break;
+    }
+    casgi_bytes_t v = {(const char *)value, valuelen};
+    if (kind == FORBIDDEN || (kind == TE && !CASGI_NAME_IS(v, "trailers"))) {
+        s->malformed = 1;
+        return 0;
+    }
+    if (kind == HOST) {
+        if (s->has_host || !all_of(value, valuelen, C_AUTHORITY) || valuelen == 0) {
+            s->malformed = 1;
+            return 0;
+        }
+        s->has_host = 1;
+    } else if (kind == LENGTH) {
+        if (s->has_declared_length || casgi__headers_parse_length(v, &s->declared_length) != 0) {
+            s->malformed = 1;
+            return 0;
+        }
+        s->has_declared_length = 1;
+        uint64_t max = s->h2->server->cfg.max_body_size;
+        if (max && s->declared_length > max)
+            s->error_status = 413;
+    }
+    if (add_field(s, name, namelen, value, valuelen) == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
 static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *user)
@@ -282,50 +497,82 @@ static int on_header(nghttp2_session *session, const nghttp2_frame *frame, const
     (void)session;
     (void)flags;
     h2_t *h2 = user;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: ASGI has no request trailers */
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
     stream_t *s = h2->heading;
     if (s == NULL || s->id != frame->hd.stream_id)
         s = h2->heading = stream_of(h2, frame->hd.stream_id);
-    if (s == NULL || s->error_status)
+    if (s == NULL || s->error_status || s->malformed)
         return 0;
-    const casgi_config_t *cfg = &h2->server->cfg;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        /* trailers (8.1): no pseudo-header fields; ASGI has no request trailers, so the fields
+         * go no further than this check */
+        if (namelen == 0 || name[0] == ':' || !all_of(name, namelen, C_NAME) ||
+            !valid_value(value, valuelen))
+            s->malformed = 1;
+        return 0;
+    }
     /* RFC 9113 6.5.2: each field counts its name, value and 32 bytes */
     s->head_size += namelen + valuelen + 32;
-    if (s->head_size > cfg->max_request_head) {
+    if (s->head_size > h2->server->cfg.max_request_head) {
         s->error_status = 431;
         return 0;
     }
-    size_t off;
-    if (name[0] == ':') {
-        if (head_append(s, value, valuelen, &off))
-            return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-        span_t *span = NULL;
-        switch (namelen) {
-        case 5: span = memcmp(name, ":path", 5) == 0 ? &s->path : NULL; break;
-        case 7:
-            span = memcmp(name, ":method", 7) == 0   ? &s->method
-                   : memcmp(name, ":scheme", 7) == 0 ? &s->scheme
-                                                     : NULL;
-            break;
-        case 9: span = memcmp(name, ":protocol", 9) == 0 ? &s->protocol : NULL; break;
-        case 10: span = memcmp(name, ":authority", 10) == 0 ? &s->authority : NULL; break;
-        }
-        if (span)
-            take_pseudo(span, off, valuelen);
-        if (span == &s->path && valuelen > cfg->max_url)
-            s->error_status = 414;
+    if (namelen > 0 && name[0] == ':')
+        return on_pseudo(s, name, namelen, value, valuelen);
+    return on_field(s, name, namelen, value, valuelen);
+}
+
+/* RFC 9113 8.3.1 and 8.5, RFC 8441 4: the request head has what its kind of request needs. */
+static int request_complete(const stream_t *s)
+{
+    /* methods are case-sensitive (RFC 9110 9.1) */
+    const uint8_t *method = (const uint8_t *)s->head.base + s->method.off;
+    int connect = s->method.set && s->method.len == 7 && SAME(method, "CONNECT");
+    if (connect && !s->protocol.set)
+        return s->authority.set && !s->scheme.set && !s->path.set;
+    if (!s->method.set || !s->scheme.set || !s->path.set || !(s->authority.set || s->has_host))
         return 0;
+    if (s->protocol.set && (!connect || !s->authority.set))
+        return 0;
+    casgi_bytes_t scheme = {s->head.base + s->scheme.off, s->scheme.len};
+    if (!CASGI_NAME_IS(scheme, "http") && !CASGI_NAME_IS(scheme, "https"))
+        return 1;
+    /* an http(s) target: origin form, or "*" for OPTIONS */
+    const char *path = s->head.base + s->path.off;
+    return path[0] == '/' ||
+           (s->path.len == 1 && path[0] == '*' && s->method.len == 7 && SAME(method, "OPTIONS"));
+}
+
+/* RFC 9113 8.1.1: the body's length must be the declared one. */
+static int length_exceeded(const stream_t *s)
+{
+    return s->has_declared_length && s->body_received > s->declared_length;
+}
+static int length_short(const stream_t *s)
+{
+    return s->has_declared_length && s->body_received != s->declared_length;
+}
+
+/*
+ * A malformed request (RFC 9113 8.1.1) is a stream error PROTOCOL_ERROR. Its app never sees it,
+ * or, when the fault comes with the body or trailers, sees a disconnect.
+ */
+static void reject_malformed(stream_t *s)
+{
+    h2_t *h2 = s->h2;
+    CASGI_LOG(&h2->server->log, CASGI_LOG_WARNING, "Malformed HTTP/2 request on stream %d",
+              (int)s->id);
+    s->malformed = 1;
+    s->rejected = 1;
+    s->dispatch = 0;
+    casgi__buf_clear(&s->body);
+    nghttp2_submit_rst_stream(h2->session, NGHTTP2_FLAG_NONE, s->id, NGHTTP2_PROTOCOL_ERROR);
+    if (s->call_live) {
+        s->call.disconnected = 1;
+        wake_stream(s);
     }
-    if (add_field(s, name, namelen, value, valuelen) == NULL)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-    uint64_t declared;
-    if (cfg->max_body_size && namelen == 14 && memcmp(name, "content-length", 14) == 0 &&
-        casgi__headers_parse_length((casgi_bytes_t){(const char *)value, valuelen}, &declared) ==
-            0 &&
-        declared > cfg->max_body_size)
-        s->error_status = 413;
-    return 0;
+    wake_conn(h2);
 }
 
 /*
@@ -377,8 +624,9 @@ static int build_scope(stream_t *s)
         field_t f;
         memcpy(&f, s->fields.base + i * sizeof(f), sizeof(f));
         casgi_header_t hd = {{base + f.name_off, f.name_len}, {base + f.value_off, f.value_len}};
-        /* RFC 9113 8.3.1: a Host that names another target than :authority is malformed */
-        if (s->authority.set && CASGI_NAME_IS(hd.name, "host") &&
+        /* RFC 9113 8.3.1: a Host that names another target than :authority is malformed (the
+         * one made from :authority, first, names it) */
+        if (s->authority.set && !(add_host && i == 0) && CASGI_NAME_IS(hd.name, "host") &&
             (hd.value.len != authority.len ||
              !casgi__headers_name_is(hd.value, authority.base, authority.len)))
             return CASGI_EHEADER;
@@ -453,32 +701,50 @@ static int admit(stream_t *s)
 /* ---- response ---------------------------------------------------------------------------- */
 
 /*
- * Appends one field to the array handed to nghttp2. nghttp2 copies the array, lower-casing the
- * names on the way (RFC 9113 8.2), so the app's case and buffers may be passed as they are.
+ * Appends one field to the array handed to nghttp2. Without flags nghttp2 copies the strings,
+ * lower-casing the names on the way (RFC 9113 8.2), so the app's case and buffers may be passed
+ * as they are. NO_COPY_NAME/NO_COPY_VALUE: the string lives until the frame is encoded, and a
+ * name is in lower case already.
  */
-static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value)
+static int nv_add_flags(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value, uint8_t flags)
 {
     if (casgi__buf_reserve(&h2->nv, sizeof(nghttp2_nv)))
         return CASGI_ENOMEM;
     nghttp2_nv nv = {(uint8_t *)(uintptr_t)name.base, (uint8_t *)(uintptr_t)value.base, name.len,
-                     value.len, NGHTTP2_NV_FLAG_NONE};
+                     value.len, flags};
     memcpy(h2->nv.base + h2->nv.len, &nv, sizeof(nv));
     h2->nv.len += sizeof(nv);
     return 0;
+}
+
+static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value)
+{
+    return nv_add_flags(h2, name, value, NGHTTP2_NV_FLAG_NONE);
+}
+
+/* A literal field: nothing to copy, its name in lower case. */
+#define NV_LITERAL(h2, name, value)                                                                \
+    nv_add_flags((h2), (name), (value),                                                          \
+                 NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
+
+/*
+ * The literal for a name nearly every response carries, when the app spelt it in lower case
+ * already: nghttp2 then neither copies nor lower-cases it. NULL for any other name.
+ */
+static const char *known_name(casgi_bytes_t name)
+{
+    const uint8_t *n = (const uint8_t *)name.base;
+    switch (name.len) {
+    case 12: return SAME(n, "content-type") ? "content-type" : NULL;
+    case 14: return SAME(n, "content-length") ? "content-length" : NULL;
+    default: return NULL;
+    }
 }
 
 static nghttp2_nv *nv_array(h2_t *h2, size_t *count)
 {
     *count = h2->nv.len / sizeof(nghttp2_nv);
     return (nghttp2_nv *)h2->nv.base;
-}
-
-/* RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2. */
-static int connection_specific(casgi_bytes_t name)
-{
-    return CASGI_NAME_IS(name, "connection") || CASGI_NAME_IS(name, "keep-alive") ||
-           CASGI_NAME_IS(name, "proxy-connection") || CASGI_NAME_IS(name, "transfer-encoding") ||
-           CASGI_NAME_IS(name, "upgrade");
 }
 
 static h2_ssize_t data_read(nghttp2_session *session, int32_t id, uint8_t *buf, size_t length,
@@ -490,18 +756,33 @@ typedef enum {
     HEAD_AS_GIVEN,      /* the response, its fields complete already (websocket.c's) */
 } head_kind_t;
 
-/* Submits a response HEADERS frame. */
+/*
+ * Submits a response HEADERS frame. nghttp2 copies the app's fields; the server's are literals,
+ * and the final response's :status and date are kept in the stream for nghttp2 to read in place:
+ * it encodes a stream's HEADERS only while the stream is open, and the stream_t outlives
+ * nghttp2's stream (its reference goes in on_stream_close). A 1xx, which may come more than
+ * once, lets nghttp2 copy them.
+ */
 static int submit_head(stream_t *s, int status, const casgi_header_t *headers, size_t n,
                        head_kind_t kind)
 {
     int informational = kind == HEAD_INFORMATIONAL;
     h2_t *h2 = s->h2;
     casgi_server_t *server = h2->server;
-    char status_text[4] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
-                           (char)('0' + status % 10), 0};
+    char status_text[3] = {(char)('0' + status / 100 % 10), (char)('0' + status / 10 % 10),
+                           (char)('0' + status % 10)};
+    int in_place = !informational && !s->submitted;
+    uint8_t value_flag = NGHTTP2_NV_FLAG_NONE;
+    casgi_bytes_t status_bytes = {status_text, 3};
+    if (in_place) {
+        value_flag = NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+        memcpy(s->status_text, status_text, 3);
+        status_bytes.base = s->status_text;
+    }
     casgi__buf_clear(&h2->nv);
     int has_date = 0, has_server = 0;
-    if (nv_add(h2, CASGI_BYTES(":status"), (casgi_bytes_t){status_text, 3}))
+    if (nv_add_flags(h2, CASGI_BYTES(":status"), status_bytes,
+                     NGHTTP2_NV_FLAG_NO_COPY_NAME | value_flag))
         return CASGI_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         casgi_bytes_t name = headers[i].name;
@@ -510,17 +791,26 @@ static int submit_head(stream_t *s, int status, const casgi_header_t *headers, s
             continue;
         has_date |= CASGI_NAME_IS(name, "date");
         has_server |= CASGI_NAME_IS(name, "server");
-        if (nv_add(h2, name, headers[i].value))
+        const char *known = known_name(name);
+        if (known != NULL ? nv_add_flags(h2, (casgi_bytes_t){known, name.len}, headers[i].value,
+                                         NGHTTP2_NV_FLAG_NO_COPY_NAME)
+                          : nv_add(h2, name, headers[i].value))
             return CASGI_ENOMEM;
     }
     if (kind == HEAD_FINAL) {
         if (server->cfg.server_header && !has_server &&
-            nv_add(h2, CASGI_BYTES("server"), CASGI_BYTES("casgi")))
+            NV_LITERAL(h2, CASGI_BYTES("server"), CASGI_BYTES("casgi")))
             return CASGI_ENOMEM;
-        if (server->cfg.date_header && !has_date &&
-            nv_add(h2, CASGI_BYTES("date"),
-                   (casgi_bytes_t){casgi__date_now(&server->date), CASGI_DATE_LEN}))
-            return CASGI_ENOMEM;
+        if (server->cfg.date_header && !has_date) {
+            casgi_bytes_t date = {casgi__date_now(&server->date), CASGI_DATE_LEN};
+            if (in_place) {
+                memcpy(s->date, date.base, CASGI_DATE_LEN);
+                date.base = s->date;
+            }
+            if (nv_add_flags(h2, CASGI_BYTES("date"), date,
+                             NGHTTP2_NV_FLAG_NO_COPY_NAME | value_flag))
+                return CASGI_ENOMEM;
+        }
         for (size_t i = 0; i < server->cfg.num_headers; i++)
             if (nv_add(h2, server->default_headers[i].name, server->default_headers[i].value))
                 return CASGI_ENOMEM;
@@ -1206,6 +1496,14 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
      * slow app holds back its own stream and no other. */
     nghttp2_session_consume_connection(session, len);
     stream_t *s = nghttp2_session_get_stream_user_data(session, id);
+    if (s != NULL && !s->rejected) {
+        s->body_received += len;
+        if (length_exceeded(s)) {
+            nghttp2_session_consume_stream(session, id, len);
+            reject_malformed(s);
+            return 0;
+        }
+    }
     if (s != NULL && s->ws != NULL && !s->ws_finished) {
         if (casgi__buf_append(&s->body, data, len))
             return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -1214,14 +1512,13 @@ static int on_data_chunk(nghttp2_session *session, uint8_t flags, int32_t id, co
         wake_stream(s);
         return 0;
     }
-    int wanted = s != NULL && !s->error_status &&
+    int wanted = s != NULL && !s->error_status && !s->rejected &&
                  (s->dispatch || (s->call_live && !s->call.disconnected &&
                                   s->call.response != CASGI__RESPONSE_COMPLETE));
     if (!wanted) {
         nghttp2_session_consume_stream(session, id, len);
         return 0;
     }
-    s->body_received += len;
     uint64_t max = h2->server->cfg.max_body_size;
     if (max && s->body_received > max) {
         nghttp2_session_consume_stream(session, id, len);
@@ -1271,16 +1568,29 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     h2_t *h2 = user;
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS: {
-        stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-        if (s == NULL)
+        stream_t *s = h2->heading; /* it received this block's fields: no lookup */
+        if (s == NULL || s->id != frame->hd.stream_id || !s->open)
+            s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+        if (s == NULL || s->rejected)
             return 0;
+        int end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && !s->headers_done) {
             s->headers_done = 1;
+            h2->deadline = h2->server->cfg.timeout_keep_alive;
+            /* a request refused with a status is answered, however its head ended */
+            if (!s->error_status &&
+                (s->malformed || !request_complete(s) || (end_stream && length_short(s)))) {
+                reject_malformed(s);
+                return 0;
+            }
             s->dispatch = 1;
-            casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_keep_alive);
             wake_stream(s);
+        } else if (s->malformed || !end_stream || length_short(s)) {
+            /* trailers (8.1): valid fields only, and they end the stream */
+            reject_malformed(s);
+            return 0;
         }
-        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        if (end_stream) {
             s->end_stream = 1;
             wake_stream(s);
         }
@@ -1289,7 +1599,11 @@ static int on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, v
     case NGHTTP2_DATA:
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) {
             stream_t *s = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
-            if (s != NULL) {
+            if (s != NULL && !s->rejected) {
+                if (length_short(s)) {
+                    reject_malformed(s);
+                    return 0;
+                }
                 s->end_stream = 1;
                 wake_stream(s);
             }
@@ -1355,7 +1669,7 @@ static int on_stream_close(nghttp2_session *session, int32_t id, uint32_t error_
     if (h2->shutting_down)
         wake_conn(h2); /* perhaps the last stream: the final GOAWAY is due */
     else if (h2->num_open == 0 && h2->conn != NULL)
-        casgi__conn_set_deadline(h2->conn, h2->server->cfg.timeout_keep_alive); /* idle from now */
+        h2->deadline = h2->server->cfg.timeout_keep_alive; /* idle from now */
     ws_gone(s);
     if (s->call_live) {
         if (s->call.response != CASGI__RESPONSE_COMPLETE)
@@ -1504,6 +1818,12 @@ static void run(h2_t *h2)
         }
         if (h2->conn)
             casgi__conn_flush_later(h2->conn);
+    }
+    /* The callbacks name the deadline each stream event calls for; only the last one counts,
+     * so it is set once here rather than for every stream of a read. */
+    if (h2->deadline && h2->conn) {
+        casgi__conn_set_deadline(h2->conn, h2->deadline);
+        h2->deadline = 0;
     }
     finish_if_done(h2);
     update_reading(h2);
@@ -1665,6 +1985,9 @@ static int session_new(h2_t *h2)
         return CASGI_ENOMEM;
     }
     nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* nghttp2's HTTP messaging rules cost more than all our own work on a request: the same
+     * rules are kept in on_header and on_frame_recv, within the pass that records the fields */
+    nghttp2_option_set_no_http_messaging(opt, 1);
     /* nghttp2 rejects the 9th CONTINUATION by default (CVE-2024-28182), and a client that floods
      * SETTINGS or PING without reading the acks hits its outbound-ack limit (1000): the session
      * fails and the connection closes. Before that, our high-water mark stops reading it. */

@@ -1339,6 +1339,29 @@ class MessageFraming(H2Case):
         c.send_data(sid, b"test!", end_stream=True)
         self.stream_error(c, sid, PROTOCOL_ERROR, malformed=True)
 
+    def test_8_1_1_invalid_or_repeated_content_length_is_malformed(self):
+        """RFC 9110 8.6: Content-Length = 1*DIGIT; 8.1.1: a content-length that cannot equal
+        the sum of the DATA payload lengths makes the request malformed."""
+        for fields in ([("content-length", "abc")], [("content-length", "4")] * 2):
+            with self.subTest(fields=fields):
+                c = self.conn()
+                sid = c.new_stream_id()
+                c.send_headers(sid, self.base_headers(c, "POST", OPEN_PATH) + fields,
+                               end_stream=False, raw=True)
+                c.send_data(sid, b"test", end_stream=True)
+                self.stream_error(c, sid, PROTOCOL_ERROR, malformed=True)
+
+    def test_8_1_1_data_beyond_content_length_is_reset_before_end_stream(self):
+        """A request ... is also malformed if the value of a content-length header field does
+        not equal the sum of the DATA frame payload lengths. (The excess is seen without
+        waiting for END_STREAM.)"""
+        c = self.conn()
+        sid = c.new_stream_id()
+        c.send_headers(sid, self.base_headers(c, "POST", OPEN_PATH) + [("content-length", "2")],
+                       end_stream=False, raw=True)
+        c.send_data(sid, b"test")
+        self.stream_error(c, sid, PROTOCOL_ERROR, malformed=True)
+
     def test_8_1_1_content_length_matching_data_is_served(self):
         """A request ... can include a content-length header field (matching the DATA payload
         lengths: a well-formed request, served)."""
@@ -1635,6 +1658,26 @@ class PseudoHeaders(H2Case):
         """This pseudo-header field [:path] MUST NOT be empty for "http" or "https" URIs."""
         c = self.conn()
         self.malformed(self.hdrs(c, path=""), c)
+
+    def test_8_3_1_invalid_pseudo_header_values_are_malformed(self):
+        """8.3: Endpoints MUST treat a request ... that contains undefined or invalid
+        pseudo-header fields as malformed. (A method that is not a token, a scheme that is not
+        RFC 3986's, a path with whitespace, an authority with a space; "*" is a path for
+        OPTIONS only.)"""
+        for name, value in ((":method", "G T"), (":scheme", "1http"), (":path", "/a b"),
+                            (":authority", "a b"), (":path", "*")):
+            with self.subTest(field=name, value=value):
+                c = self.conn()
+                h = [(n, value if n == name else v) for n, v in self.hdrs(c)]
+                self.malformed(h, c)
+
+    def test_8_3_1_repeated_or_empty_host_is_malformed(self):
+        """8.3.1 (Host as the authority of a request) and 8.2.1: a field block with two Host
+        fields, or an empty one, names no single target."""
+        for hosts in ([("host", "a"), ("host", "a")], [("host", "")]):
+            with self.subTest(hosts=hosts):
+                c = self.conn()
+                self.malformed(self.hdrs(c, drop=(":authority",), add=hosts), c)
 
     def test_8_3_1_authority_only_request_is_served(self):
         """The ":authority" pseudo-header field conveys the authority portion ... (a request

@@ -261,6 +261,56 @@ static void test_slab_keeps_at_most_max_blocks_per_class(void **state)
     casgi__slab_clear(&slab);
 }
 
+static void test_buf_on_a_slab_grows_through_its_classes_and_gives_blocks_back(void **state)
+{
+    (void)state;
+    casgi__slab_t slab;
+    casgi__slab_init(&slab, 4);
+    casgi__buf_t b = {0};
+    casgi__buf_use_slab(&b, &slab);
+    assert_int_equal(casgi__buf_append(&b, "abc", 3), 0);
+    assert_int_equal(b.cap, 48); /* the whole 64-byte block less its header */
+    char big[3000];
+    memset(big, 'y', sizeof(big));
+    assert_int_equal(casgi__buf_append(&b, big, sizeof(big)), 0);
+    assert_int_equal(b.cap, 4080);
+    assert_memory_equal(casgi__buf_data(&b), "abc", 3);
+    assert_int_equal(casgi__buf_append(&b, big, sizeof(big)), 0); /* beyond the classes */
+    assert_int_equal(casgi__buf_data(&b)[3 + 2 * sizeof(big) - 1], 'y');
+    casgi__buf_clear(&b);
+    casgi__buf_free(&b);
+    assert_null(b.base);
+    assert_int_equal(casgi__buf_append(&b, "d", 1), 0); /* still on the slab after a free */
+    casgi__buf_free(&b);
+    /* the first block came back for "d"; the 4 KiB one was given back when outgrown */
+    assert_int_equal(slab.classes[0].count, 1);
+    assert_int_equal(slab.classes[6].count, 1);
+    casgi__slab_clear(&slab);
+}
+
+static void test_buf_started_in_borrowed_space_moves_out_when_outgrown(void **state)
+{
+    (void)state;
+    char space[8];
+    casgi__buf_t b = {0};
+    casgi__buf_start_in(&b, space, sizeof(space));
+    assert_int_equal(casgi__buf_append(&b, "abcdef", 6), 0);
+    assert_ptr_equal(b.base, space); /* fits: no allocation */
+    casgi__buf_consume(&b, 2);
+    assert_int_equal(casgi__buf_append(&b, "gh", 2), 0);
+    assert_ptr_equal(b.base, space);
+    assert_int_equal(casgi__buf_append(&b, "ijklmnop", 8), 0);
+    assert_ptr_not_equal(b.base, space); /* moved to memory of its own, bytes kept */
+    assert_contents(&b, "cdefghijklmnop");
+    casgi__buf_free(&b);
+
+    casgi__buf_start_in(&b, space, sizeof(space));
+    assert_int_equal(casgi__buf_append(&b, "xy", 2), 0);
+    casgi__buf_clear(&b);
+    casgi__buf_free(&b); /* the owner's space is never freed */
+    assert_null(b.base);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -278,6 +328,8 @@ int main(void)
         cmocka_unit_test(test_slab_reuses_a_freed_block_of_the_same_class),
         cmocka_unit_test(test_slab_realloc_keeps_bytes_across_classes_and_to_malloc),
         cmocka_unit_test(test_slab_keeps_at_most_max_blocks_per_class),
+        cmocka_unit_test(test_buf_on_a_slab_grows_through_its_classes_and_gives_blocks_back),
+        cmocka_unit_test(test_buf_started_in_borrowed_space_moves_out_when_outgrown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
