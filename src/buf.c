@@ -50,55 +50,6 @@ void casgi__buf_consume(casgi__buf_t *b, size_t n)
         b->off = b->len = 0;
 }
 
-int casgi__buf_reserve_pooled(casgi__pool_t *pool, casgi__buf_t *b, size_t extra)
-{
-    if (b->base == NULL && extra <= CASGI_POOL_BLOCK) {
-        void *block = casgi__pool_take(pool, CASGI_POOL_BLOCK);
-        if (block == NULL)
-            return CASGI_ENOMEM;
-        b->base = block;
-        b->cap = CASGI_POOL_BLOCK;
-        b->off = b->len = 0;
-        return 0;
-    }
-    return casgi__buf_reserve(b, extra);
-}
-
-void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b)
-{
-    CASGI_ASSERT(b->off == b->len);
-    if (b->base == NULL)
-        return;
-    if (b->cap == CASGI_POOL_BLOCK && b->slab == NULL && !b->borrowed) {
-        casgi__pool_give(pool, b->base);
-        b->base = NULL;
-        b->off = b->len = b->cap = 0;
-        return;
-    }
-    casgi__buf_free(b);
-}
-
-void *casgi__pool_take(casgi__pool_t *pool, size_t size)
-{
-    void *block = pool->free_list;
-    if (block == NULL)
-        return malloc(size);
-    memcpy(&pool->free_list, block, sizeof(void *));
-    pool->count--;
-    return block;
-}
-
-void casgi__pool_give(casgi__pool_t *pool, void *block)
-{
-    if (pool->count >= pool->max) {
-        free(block);
-        return;
-    }
-    memcpy(block, &pool->free_list, sizeof(void *));
-    pool->free_list = block;
-    pool->count++;
-}
-
 void casgi__pool_clear(casgi__pool_t *pool)
 {
     while (pool->free_list != NULL) {

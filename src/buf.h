@@ -1,6 +1,8 @@
 #ifndef CASGI_BUF_H
 #define CASGI_BUF_H
 
+#include <stdlib.h>
+
 #include "internal.h"
 
 /*
@@ -40,15 +42,31 @@ typedef struct casgi__pool_s {
     size_t max;
 } casgi__pool_t;
 
-/* A block of `size` bytes (uninitialised): a kept one, or a new one. NULL when out of memory. */
-void *casgi__pool_take(casgi__pool_t *pool, size_t size);
+/*
+ * A block of `size` bytes (uninitialised): a kept one, or a new one. NULL when out of memory.
+ * Inline, like the give and the buffer functions on top of them, because a busy connection takes
+ * and gives back its buffers for every request and every WebSocket message.
+ */
+static inline void *casgi__pool_take(casgi__pool_t *pool, size_t size)
+{
+    void *block = pool->free_list;
+    if (CASGI_UNLIKELY(block == NULL))
+        return malloc(size);
+    memcpy(&pool->free_list, block, sizeof(void *));
+    pool->count--;
+    return block;
+}
 /* Gives a block back: kept for reuse, or freed when the pool is full. */
-void casgi__pool_give(casgi__pool_t *pool, void *block);
-
-/* Like casgi__buf_reserve(), taking a pool block when the buffer has no memory yet. */
-int casgi__buf_reserve_pooled(casgi__pool_t *pool, casgi__buf_t *b, size_t extra);
-/* Gives an empty buffer's memory back: a pool block to the pool, anything else to free(). */
-void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b);
+static inline void casgi__pool_give(casgi__pool_t *pool, void *block)
+{
+    if (CASGI_UNLIKELY(pool->count >= pool->max)) {
+        free(block);
+        return;
+    }
+    memcpy(block, &pool->free_list, sizeof(void *));
+    pool->free_list = block;
+    pool->count++;
+}
 /* Frees every block the pool holds. */
 void casgi__pool_clear(casgi__pool_t *pool);
 
@@ -119,6 +137,21 @@ static inline int casgi__buf_append(casgi__buf_t *b, const void *data, size_t le
 }
 /* Drops `n` bytes from the front. */
 void casgi__buf_consume(casgi__buf_t *b, size_t n);
+
+/* Like casgi__buf_reserve(), taking a pool block when the buffer has no memory yet. */
+static inline int casgi__buf_reserve_pooled(casgi__pool_t *pool, casgi__buf_t *b, size_t extra)
+{
+    if (b->base == NULL && extra <= CASGI_POOL_BLOCK) {
+        void *block = casgi__pool_take(pool, CASGI_POOL_BLOCK);
+        if (block == NULL)
+            return CASGI_ENOMEM;
+        b->base = block;
+        b->cap = CASGI_POOL_BLOCK;
+        b->off = b->len = 0;
+        return 0;
+    }
+    return casgi__buf_reserve(b, extra);
+}
 /* Empties the buffer, keeping its memory. */
 static inline void casgi__buf_clear(casgi__buf_t *b)
 {
@@ -126,5 +159,20 @@ static inline void casgi__buf_clear(casgi__buf_t *b)
 }
 /* Releases the memory; the buffer is empty and reusable afterwards. */
 void casgi__buf_free(casgi__buf_t *b);
+
+/* Gives an empty buffer's memory back: a pool block to the pool, anything else to free(). */
+static inline void casgi__buf_release(casgi__pool_t *pool, casgi__buf_t *b)
+{
+    CASGI_ASSERT(b->off == b->len);
+    if (b->base == NULL)
+        return;
+    if (b->cap == CASGI_POOL_BLOCK && b->slab == NULL && !b->borrowed) {
+        casgi__pool_give(pool, b->base);
+        b->base = NULL;
+        b->off = b->len = b->cap = 0;
+        return;
+    }
+    casgi__buf_free(b);
+}
 
 #endif
