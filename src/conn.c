@@ -11,15 +11,16 @@ static void on_handle_closed(uv_handle_t *handle);
 
 int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out)
 {
-    casgi__conn_t *conn = calloc(1, sizeof(*conn));
+    casgi__conn_t *conn = casgi__pool_take(&server->conn_states, sizeof(*conn));
     if (conn == NULL)
         return CASGI_ENOMEM;
+    memset(conn, 0, sizeof(*conn));
     conn->server = server;
     casgi__list_init(&conn->node);
     casgi__list_init(&conn->flush_node);
     int err = casgi__stream_init(server->loop, &conn->io, is_pipe);
     if (err) {
-        free(conn);
+        casgi__pool_give(&server->conn_states, conn);
         return err;
     }
     conn->io.handle.data = conn;
@@ -31,7 +32,8 @@ int casgi__conn_new(casgi_server_t *server, int is_pipe, casgi__conn_t **out)
 
 static void on_discarded(uv_handle_t *handle)
 {
-    free(handle->data);
+    casgi__conn_t *conn = handle->data;
+    casgi__pool_give(&conn->server->conn_states, conn);
 }
 
 void casgi__conn_discard(casgi__conn_t *conn)
@@ -388,7 +390,7 @@ static void on_handle_closed(uv_handle_t *handle)
         casgi__buf_release(&server->pool, bufs[i]);
     }
     casgi__list_remove(&conn->node);
-    free(conn);
+    casgi__pool_give(&server->conn_states, conn);
     casgi__server_conn_closed(server, NULL);
 }
 

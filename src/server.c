@@ -132,6 +132,7 @@ int casgi_server_new(uv_loop_t *loop, const casgi_config_t *cfg, const casgi_app
     server->pool.max = 256; /* up to 4 MiB kept for reuse; the rest goes back to malloc */
     server->http1_states.max = 1024;
     server->h2_streams.max = 1024;
+    server->conn_states.max = 1024;
     casgi__slab_init(&server->slab, 256);
     server->state = cfg->state;
     server->log.level = cfg->log_level;
@@ -457,6 +458,7 @@ static void server_release(casgi_server_t *server)
     casgi__pool_clear(&server->pool);
     casgi__pool_clear(&server->http1_states);
     casgi__pool_clear(&server->h2_streams);
+    casgi__pool_clear(&server->conn_states);
     casgi__slab_clear(&server->slab);
     free(server->root_path);
     free(server->default_headers);

@@ -55,6 +55,7 @@ struct casgi_server_s {
     casgi__pool_t http1_states; /* of finished requests, for the next ones: keep-alive requests
                                    allocate nothing */
     casgi__pool_t h2_streams;   /* likewise for HTTP/2 streams */
+    casgi__pool_t conn_states;  /* closed connections' structs: an accept allocates nothing */
     casgi__slab_t slab;         /* small blocks for nghttp2 (its per-stream allocations) */
     void *state;                /* ASGI lifespan state shared into every scope */
 
