@@ -271,11 +271,13 @@ static int spill_fields(http1_t *h)
 /* Between requests a connection holds no request memory: the blocks go back to the pool. */
 static void release_scratch(http1_t *h)
 {
-    casgi__buf_t *bufs[] = {&h->head, &h->fields_spill, &h->body};
-    for (size_t i = 0; i < ARRAY_SIZE(bufs); i++) {
-        casgi__buf_clear(bufs[i]);
-        casgi__buf_release(&h->server->pool, bufs[i]);
-    }
+    casgi__pool_t *pool = &h->server->pool;
+    casgi__buf_clear(&h->head);
+    casgi__buf_release(pool, &h->head);
+    casgi__buf_clear(&h->fields_spill);
+    casgi__buf_release(pool, &h->fields_spill);
+    casgi__buf_clear(&h->body);
+    casgi__buf_release(pool, &h->body);
     h->num_fields = 0;
     h->fields = h->fields_inline;
     h->fields_cap = ARRAY_SIZE(h->fields_inline);
