@@ -11,6 +11,8 @@
 #   pipe16  HTTP/1.1, 16 requests in flight, pipelined     (h2load --h1 -m16)
 #   h2c     HTTP/2 prior knowledge, 16 concurrent streams  (h2load -m16), where the server has it
 #           (uvicorn has none; any other server that does not answer h2c is reported as failed)
+#   close   HTTP/1.1 Connection: close, a new connection per request, one after another
+#           (bench/close_client.py): the accept and close path
 # nginx runs as a single process (master_process off) so the worker is the process measured.
 # The callgrind profiles stay in BENCH_OUT/callgrind/SERVER-LOAD-N.out (one per process, .PID
 # appended, if the server ran more than one), for callgrind_annotate, or for bench/cgdiff.py,
@@ -20,7 +22,7 @@
 #   BENCH_N1 / BENCH_N2                 request counts [2000 / 4000]
 #   BENCH_N1_UVICORN / BENCH_N2_UVICORN the same for uvicorn under callgrind [1000 / 2000]:
 #                                       CPython runs about 50x slower there
-#   BENCH_SERVERS [casgi nginx h2o uvicorn]   BENCH_PERREQ_LOADS [ka pipe16 h2c]
+#   BENCH_SERVERS [casgi nginx h2o uvicorn]   BENCH_PERREQ_LOADS [ka pipe16 h2c close]
 #   BENCH_TOOLS   [callgrind strace]          BENCH_OUT [build/bench/results]
 #   BENCH_ONLY    h2: BENCH_PERREQ_LOADS=h2c, BENCH_SERVERS="casgi nginx h2o" and
 #                 BENCH_OUT=build/bench/results-h2 unless set (as for bench/compare.sh --only h2)
@@ -33,7 +35,7 @@ BENCH_N1=${BENCH_N1:-2000}
 BENCH_N2=${BENCH_N2:-4000}
 BENCH_N1_UVICORN=${BENCH_N1_UVICORN:-1000}
 BENCH_N2_UVICORN=${BENCH_N2_UVICORN:-2000}
-BENCH_PERREQ_LOADS=${BENCH_PERREQ_LOADS:-ka pipe16 h2c}
+BENCH_PERREQ_LOADS=${BENCH_PERREQ_LOADS:-ka pipe16 h2c close}
 BENCH_TOOLS=${BENCH_TOOLS:-callgrind strace}
 BENCH_OUT=${BENCH_OUT:-$BENCH_BUILD/results}
 BENCH_REPORT=${BENCH_REPORT:-1}
@@ -70,9 +72,10 @@ measure() {
     strace) wrapper=(strace -f -c -o "$dir/strace.txt") ;;
     esac
     case $load in
-    ka) client=(--h1 -m1) ;;
-    pipe16) client=(--h1 -m16) ;;
-    h2c) client=(-m16) ;;
+    ka) client=(h2load --h1 -m1 -n "$n" -c 1 -t 1) ;;
+    pipe16) client=(h2load --h1 -m16 -n "$n" -c 1 -t 1) ;;
+    h2c) client=(h2load -m16 -n "$n" -c 1 -t 1) ;;
+    close) client=() ;; # below, once the port is known
     esac
     if ! BENCH_START_TIMEOUT=120 bench_start "$s" trace "${wrapper[@]}"; then
         MEASURE_NOTE="not started under $tool: $SRV_NOTE"
@@ -81,8 +84,12 @@ measure() {
     port=$SRV_PORT
     [ "$load" = h2c ] && port=$SRV_H2C_PORT
     out=$dir/h2load.out
-    taskset -c "$BENCH_CLIENT_CPU" h2load "${client[@]}" -n "$n" -c 1 -t 1 \
-        "http://127.0.0.1:$port/" >"$out" 2>&1 || true
+    if [ "$load" = close ]; then
+        client=("$BENCH_PYTHON" "$BENCH_DIR/close_client.py" "$port" "$n")
+    else
+        client+=("http://127.0.0.1:$port/")
+    fi
+    taskset -c "$BENCH_CLIENT_CPU" "${client[@]}" >"$out" 2>&1 || true
     if ! grep -q " $n succeeded," "$out"; then
         MEASURE_NOTE="h2load: $(grep -E '^requests:' "$out" || tail -n 1 "$out")"
         bench_stop "$SRV_PID" "$SRV_STOP_SIG" 60 || true

@@ -62,9 +62,11 @@ PERREQ_ROWS = [
     ("ka", "callgrind", "instructions, HTTP/1.1 keep-alive", 3000),
     ("pipe16", "callgrind", "instructions, HTTP/1.1 pipelined x16", 2500),
     ("h2c", "callgrind", "instructions, h2c 16 streams", 4000),
+    ("close", "callgrind", "instructions, HTTP/1.1 Connection: close", None),
     ("ka", "strace", "system calls, HTTP/1.1 keep-alive", 3.0),
     ("pipe16", "strace", "system calls, HTTP/1.1 pipelined x16", 0.25),
     ("h2c", "strace", "system calls, h2c 16 streams", 0.25),
+    ("close", "strace", "system calls, HTTP/1.1 Connection: close", None),
 ]
 
 # Per echoed WebSocket message rows (bench/ws_perreq.sh): (load, tool, label).
@@ -327,11 +329,13 @@ def perreq_table(rows, versions):
             else:
                 row.append(f"{v:.2f}")
         casgi = by.get(("casgi", load, tool))
-        if tool == "callgrind":
+        if target is None:
+            t = "reported"
+        elif tool == "callgrind":
             t = f"≤ {target:,}"
         else:
             t = f"≤ {target:.2f}"
-        if casgi is not None:
+        if casgi is not None and target is not None:
             t += " ✓" if casgi <= target else f" ✗ ({casgi / target:.2f}x the target)"
         row.append(t)
         out.append(row)
@@ -705,7 +709,9 @@ server's zlib streams have been used). The warm-up opens, uses and closes 20 Web
 User-space instructions (valgrind --tool=callgrind, every instruction the server process runs,
 libraries included) and system calls (strace -c -f) per request. Each is a marginal over two
 runs, `(total(N2) - total(N1)) / (N2 - N1)`, one connection driven by h2load (`--h1 -m1`
-keep-alive, `--h1 -m16` pipelined, `-m16` h2c), so start-up and shutdown cancel out. nginx runs
+keep-alive, `--h1 -m16` pipelined, `-m16` h2c), and for Connection: close one new connection per
+request, one after another (`bench/close_client.py`: accept, request, response, close), so
+start-up and shutdown cancel out. nginx runs
 as one process (`master_process off`). Instruction counts repeat to within about 1%. System
 calls per request under pipelining and h2c depend on how many requests each read happens to
 find, so they vary a little from run to run (and more for uvicorn). Where the instructions go:
