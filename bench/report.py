@@ -671,9 +671,10 @@ column matters there.
 
 WebSocket echo: `bench/ws_load -c 64 -s SIZE` (C on libuv, one thread), 64 connections each
 with one binary message in flight: it sends, waits for the echo, checks it and sends the next.
-It frames and masks its own messages, eight bytes a word as the server unmasks them (masking
-byte by byte, as wslay does, cost the client about ten times the server's instructions per 4 KiB
-message), and leaves reading the server's frames and the closing handshake to wslay.
+It speaks RFC 6455 with the server's own framing code, no WebSocket library: it masks its
+messages eight bytes a word as the server unmasks them and checks each echo in place as it
+arrives, with no copy and no allocation per message (with wslay reading the server's frames the
+client spent more instructions per message than the server: 1,870 against 1,330 at 64 bytes).
 Messages/s counts the echoes received in the run; p99 is the round trip from sending a message
 to having its echo whole. casgi runs `apps/ws_echo.so`, uvicorn a 15-line ASGI echo app
 with `--ws websockets`; nginx and h2o have no WebSocket echo. The client makes the same system

@@ -1,7 +1,9 @@
 /*
- * ws_load: a WebSocket echo load client (libuv + wslay), for bench/compare.sh. It frames and
- * masks its messages itself (frame_binary, 8 bytes a word); wslay parses the server's frames,
- * answers pings and does the closing handshake.
+ * ws_load: a WebSocket echo load client (libuv, and nothing else but libcrypto for the handshake's
+ * SHA-1), for bench/compare.sh. It speaks RFC 6455 with the server's own framing helpers
+ * (src/ws_frame.c): it frames and masks its messages 8 bytes a word (frame_out), parses the
+ * server's frames as they arrive without copying or allocating (ws_input), answers pings and does
+ * the closing handshake, and fails a connection on anything a server must not send.
  *
  *   ws_load -c CONNS -s MSG_SIZE {-d SECONDS | -m MESSAGES} [-u ws://127.0.0.1:PORT/path]
  *           [-n IN_FLIGHT]
@@ -46,7 +48,6 @@
 
 #include <openssl/evp.h>
 #include <uv.h>
-#include <wslay/wslay.h>
 
 #include "ws_frame.h"
 
@@ -114,18 +115,29 @@ typedef struct {
     state_t state;
     int failed;
     int was_open;
-    wslay_event_context_ptr ws;
     char accept[32]; /* the Sec-WebSocket-Accept we expect */
     char hs[HANDSHAKE_MAX];
     size_t hs_len;
-    const uint8_t *in; /* the read being fed to wslay */
-    size_t in_len;
-    buf_t out;     /* frames (ours and wslay's) not yet written */
+    buf_t out;     /* whole frames not yet written */
     buf_t writing; /* what the pending uv_write holds */
     int write_pending;
     uint64_t *sent_at; /* ring of IN_FLIGHT send times; echoes come back in order */
     unsigned ring_head, in_flight;
     uint64_t seq_sent, seq_recv;
+    /* the server's frames (ws_input) */
+    unsigned char hdr[CASGI__WS_MAX_HEADER]; /* the start of a header a read cut short */
+    unsigned char hdr_len;
+    unsigned char in_frame;  /* a header was read; frame_left payload bytes still to come */
+    unsigned char frame_op;  /* the current frame's opcode */
+    unsigned char frame_fin; /* ... and its FIN bit */
+    uint64_t frame_left;
+    unsigned char in_msg;      /* a data message started and its last frame has not ended */
+    unsigned char msg_op;      /* its first frame's opcode */
+    unsigned char msg_differs; /* a payload byte differed from what was sent */
+    uint64_t msg_len;          /* its payload bytes so far */
+    unsigned char ctl[125];    /* the current control frame's payload */
+    unsigned ctl_len;
+    int close_sent, close_received;
 } conn_t;
 
 static struct {
@@ -196,12 +208,13 @@ static void conn_close(conn_t *c)
     uv_close((uv_handle_t *)&c->tcp, on_closed);
 }
 
-static void conn_fail(conn_t *c, const char *fmt, ...)
+/* Reports the connection's error (the first only) and closes it. Returns -1. */
+static int conn_fail(conn_t *c, const char *fmt, ...)
 {
     va_list ap;
 
     if (c->failed || c->state == ST_DONE)
-        return;
+        return -1;
     c->failed = 1;
     g.errors++;
     if (g.error_lines++ < MAX_ERROR_LINES) {
@@ -218,9 +231,10 @@ static void conn_fail(conn_t *c, const char *fmt, ...)
         g.settled++;
         conn_close(c);
         maybe_start();
-        return;
+        return -1;
     }
     conn_close(c);
+    return -1;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -235,7 +249,7 @@ static void on_closed(uv_handle_t *h)
 
 /* ---- writing ------------------------------------------------------------------------------ */
 
-static void flush(conn_t *c);
+static void write_out(conn_t *c);
 
 static void on_write(uv_write_t *req, int status)
 {
@@ -249,7 +263,7 @@ static void on_write(uv_write_t *req, int status)
         conn_fail(c, "write: %s", uv_strerror(status));
         return;
     }
-    flush(c);
+    write_out(c);
 }
 
 /* Writes what is in c->out: uv_try_write first, uv_write for what the socket did not take. */
@@ -287,105 +301,48 @@ static void write_out(conn_t *c)
     }
 }
 
-/* Lets wslay frame whatever is queued (into c->out), then writes it. */
-static void flush(conn_t *c)
+/* ---- sending ------------------------------------------------------------------------------ */
+
+/* Appends one whole masked frame (first byte FIRST: FIN and opcode) carrying DATA to c->out. A
+ * client masks every frame (RFC 6455 5.3); masking is unmasking, the same XOR, 8 bytes at a time
+ * (src/ws_frame.c), where a byte-by-byte loop made the client, not the server, the limit at 4 KiB.
+ * Only whole frames ever go into c->out, so messages, pongs and the close cannot interleave. */
+static int frame_out(conn_t *c, unsigned first, const uint8_t *data, size_t len)
 {
-    int rv;
-
-    if (c->state == ST_DONE)
-        return;
-    if (c->ws != NULL) {
-        while (wslay_event_want_write(c->ws)) {
-            rv = wslay_event_send(c->ws);
-            if (rv != 0) {
-                conn_fail(c, "wslay_event_send: error %d", rv);
-                return;
-            }
-        }
-    }
-    write_out(c);
-}
-
-/* ---- wslay callbacks ---------------------------------------------------------------------- */
-
-static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *data)
-{
-    conn_t *c = data;
-    size_t n = c->in_len < len ? c->in_len : len;
-
-    (void)flags;
-    if (n == 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-        return -1;
-    }
-    memcpy(buf, c->in, n);
-    c->in += n;
-    c->in_len -= n;
-    return (ssize_t)n;
-}
-
-static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
-                       void *user)
-{
-    conn_t *c = user;
-
-    (void)flags;
-    if (buf_append(&c->out, data, len) != 0) {
-        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
-        return -1;
-    }
-    return (ssize_t)len;
-}
-
-static int ws_genmask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, void *data)
-{
-    (void)ctx;
-    (void)data;
-    while (len > 0) {
-        uint64_t r = prng_next();
-        size_t n = len < sizeof(r) ? len : sizeof(r);
-        memcpy(buf, &r, n);
-        buf += n;
-        len -= n;
-    }
-    return 0;
-}
-
-static void begin_close(conn_t *c)
-{
-    int rv;
-
-    c->state = ST_CLOSING;
-    rv = wslay_event_queue_close(c->ws, WSLAY_CODE_NORMAL_CLOSURE, NULL, 0);
-    if (rv != 0) {
-        conn_fail(c, "wslay_event_queue_close: error %d", rv);
-        return;
-    }
-    flush(c);
-}
-
-/* Appends one unfragmented, masked binary frame carrying DATA to c->out. The client builds its
- * data frames itself: wslay masks byte by byte (about 11 instructions a byte), which made the
- * client, not the server, the limit at 4 KiB. wslay still parses what the server sends and
- * frames the close (and any pong); it only ever appends whole frames to c->out from flush(),
- * so its frames and these cannot interleave. */
-static int frame_binary(conn_t *c, const uint8_t *data, size_t len)
-{
-    uint8_t head[14];
+    uint8_t head[CASGI__WS_MAX_HEADER];
     size_t hlen;
     uint64_t r = prng_next();
 
-    /* the server's header writer (src/ws_frame.c), with the MASK bit a client must set */
-    hlen = casgi__ws_frame_header(head, CASGI__WS_FIN | CASGI__WS_OP_BINARY, len);
+    /* the server's header writer, with the MASK bit a client must set */
+    hlen = casgi__ws_frame_header(head, first, len);
     head[1] |= 0x80;
     memcpy(head + hlen, &r, 4); /* the masking key */
     hlen += 4;
     if (buf_append(&c->out, head, hlen) != 0 || buf_append(&c->out, NULL, len) != 0)
         return -1;
-    /* masking is unmasking: the same XOR, 8 bytes at a time (src/ws_frame.c) */
     casgi__ws_frame_unmask((uint8_t *)c->out.data + c->out.len - len, data, len, head + hlen - 4,
                            0);
     return 0;
+}
+
+/* Queues a close frame with CODE (none when CODE is 0) and writes it out. */
+static int send_close(conn_t *c, unsigned code)
+{
+    uint8_t payload[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+
+    c->close_sent = 1;
+    if (frame_out(c, CASGI__WS_FIN | CASGI__WS_OP_CLOSE, payload, code ? 2 : 0) != 0) {
+        conn_fail(c, "out of memory");
+        return -1;
+    }
+    write_out(c);
+    return 0;
+}
+
+static void begin_close(conn_t *c)
+{
+    c->state = ST_CLOSING;
+    send_close(c, 1000);
 }
 
 /* Queues the next message; its first 8 bytes carry the connection's sequence number. */
@@ -395,7 +352,7 @@ static int send_one(conn_t *c)
 
     if (g.msg_size >= sizeof(uint64_t))
         memcpy(g.payload, &c->seq_sent, sizeof(uint64_t));
-    if (frame_binary(c, g.payload, g.msg_size) != 0) {
+    if (frame_out(c, CASGI__WS_FIN | CASGI__WS_OP_BINARY, g.payload, g.msg_size) != 0) {
         conn_fail(c, "out of memory");
         return -1;
     }
@@ -414,23 +371,55 @@ static int all_sent(void)
     return g.max_messages != 0 && g.sent >= g.max_messages;
 }
 
-static void on_echo(conn_t *c, const struct wslay_event_on_msg_recv_arg *arg)
+/* ---- the server's frames ------------------------------------------------------------------ */
+
+/*
+ * The server's frames are parsed as the bytes arrive, straight from the read buffer: a header
+ * cut by the end of a read waits in c->hdr, a control frame's payload (at most 125 bytes) in
+ * c->ctl, and a data frame's payload is compared with what was sent piece by piece, at its offset
+ * in the message, so a message is never copied or assembled, and nothing is allocated per frame.
+ */
+
+/* 1 when P[0, N), at offset POS of the message being received, is what the next echo must hold
+ * there: the sequence number in the first 8 bytes (when the messages are that long), then the
+ * shared payload. Bytes beyond the message size are left to the length check at its end. */
+static int echo_matches(const conn_t *c, uint64_t pos, const uint8_t *p, size_t n)
+{
+    size_t off = g.msg_size >= sizeof(uint64_t) ? sizeof(uint64_t) : 0, k;
+
+    if (pos >= g.msg_size)
+        return 1;
+    if (n > g.msg_size - pos)
+        n = (size_t)(g.msg_size - pos);
+    if (pos < off) {
+        k = n < off - pos ? n : (size_t)(off - pos);
+        if (memcmp(p, (const uint8_t *)&c->seq_recv + pos, k) != 0)
+            return 0;
+        p += k;
+        pos += k;
+        n -= k;
+    }
+    return n == 0 || memcmp(p, g.payload + pos, n) == 0;
+}
+
+/* A whole message came (its last frame's payload included): check it as the echo of the oldest
+ * message in flight, record its round trip and send the next. */
+static void on_echo(conn_t *c)
 {
     uint64_t now = uv_hrtime(), lat;
-    size_t off = g.msg_size >= sizeof(uint64_t) ? sizeof(uint64_t) : 0;
 
     if (c->in_flight == 0) {
-        conn_fail(c, "a message nobody sent (%zu bytes, opcode %u)", arg->msg_length,
-                  (unsigned)arg->opcode);
+        conn_fail(c, "a message nobody sent (%" PRIu64 " bytes, opcode %u)", c->msg_len,
+                  (unsigned)c->msg_op);
         return;
     }
-    if (arg->opcode != WSLAY_BINARY_FRAME || arg->msg_length != g.msg_size) {
-        conn_fail(c, "echo of message %" PRIu64 ": opcode %u, %zu bytes (sent binary, %zu bytes)",
-                  c->seq_recv, (unsigned)arg->opcode, arg->msg_length, g.msg_size);
+    if (c->msg_op != CASGI__WS_OP_BINARY || c->msg_len != g.msg_size) {
+        conn_fail(
+            c, "echo of message %" PRIu64 ": opcode %u, %" PRIu64 " bytes (sent binary, %zu bytes)",
+            c->seq_recv, (unsigned)c->msg_op, c->msg_len, g.msg_size);
         return;
     }
-    if (g.msg_size > 0 && ((off && memcmp(arg->msg, &c->seq_recv, off) != 0) ||
-                           memcmp(arg->msg + off, g.payload + off, g.msg_size - off) != 0)) {
+    if (c->msg_differs) {
         conn_fail(c, "echo of message %" PRIu64 " differs from what was sent", c->seq_recv);
         return;
     }
@@ -455,32 +444,179 @@ static void on_echo(conn_t *c, const struct wslay_event_on_msg_recv_arg *arg)
         begin_close(c);
 }
 
-static void ws_on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg,
-                      void *data)
+/* The status codes a close frame may carry (RFC 6455 7.4 and IANA's registry: 1012 service
+ * restart, 1013 try again later, 1014 bad gateway; 1004 is reserved and 1005, 1006 and 1015 never
+ * go on the wire), and 3000-4999 for libraries and applications. */
+static int close_code_valid(unsigned code)
 {
-    conn_t *c = data;
-
-    (void)ctx;
-    if (c->state == ST_DONE)
-        return;
-    if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
-        if (c->state != ST_CLOSING)
-            conn_fail(c, "the server closed the WebSocket (code %u)", (unsigned)arg->status_code);
-        else if (arg->status_code != WSLAY_CODE_NORMAL_CLOSURE)
-            conn_fail(c, "the server answered our close with code %u", (unsigned)arg->status_code);
-        return;
-    }
-    if (arg->opcode == WSLAY_PING || arg->opcode == WSLAY_PONG)
-        return; /* wslay answers pings itself */
-    on_echo(c, arg);
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
 }
 
-static const struct wslay_event_callbacks ws_callbacks = {
-    .recv_callback = ws_recv,
-    .send_callback = ws_send,
-    .genmask_callback = ws_genmask,
-    .on_msg_recv_callback = ws_on_msg,
-};
+/* The server's close frame, its payload in c->ctl. */
+static void on_close_frame(conn_t *c)
+{
+    unsigned code = 1005; /* "no status", as RFC 6455 7.1.5 names an empty close */
+
+    if (c->ctl_len == 1) {
+        conn_fail(c, "protocol error: a close frame with a 1-byte payload");
+        return;
+    }
+    if (c->ctl_len >= 2) {
+        code = (unsigned)c->ctl[0] << 8 | c->ctl[1];
+        if (!close_code_valid(code)) {
+            conn_fail(c, "protocol error: a close frame with code %u", code);
+            return;
+        }
+        if (!casgi__ws_frame_valid_utf8(c->ctl + 2, c->ctl_len - 2u)) {
+            conn_fail(c, "protocol error: a close reason that is not UTF-8");
+            return;
+        }
+    }
+    c->close_received = 1;
+    if (c->state != ST_CLOSING) {
+        /* Not an answer to ours: the server ended the run early (1012 when it shuts down). The
+         * echoed close still goes out; then the error closes the connection. */
+        if (!c->close_sent && send_close(c, code == 1005 ? 0 : code) != 0)
+            return;
+        conn_fail(c, "the server closed the WebSocket (code %u)", code);
+    } else if (code != 1000) {
+        conn_fail(c, "the server answered our close with code %u", code);
+    }
+    /* else the clean end, once the server closes the TCP connection (on_read) */
+}
+
+/* A frame's payload is complete. */
+static void on_frame_end(conn_t *c)
+{
+    switch (c->frame_op) {
+    case CASGI__WS_OP_PING:
+        /* the answer, unless we sent our close: nothing may follow it (RFC 6455 5.5.1) */
+        if (!c->close_sent &&
+            frame_out(c, CASGI__WS_FIN | CASGI__WS_OP_PONG, c->ctl, c->ctl_len) != 0)
+            conn_fail(c, "out of memory");
+        break;
+    case CASGI__WS_OP_PONG: break; /* unsolicited: allowed and ignored */
+    case CASGI__WS_OP_CLOSE: on_close_frame(c); break;
+    default: /* a data frame */
+        if (c->frame_fin) {
+            c->in_msg = 0;
+            on_echo(c);
+        }
+        break;
+    }
+}
+
+/* The header F of the server's next frame: anything RFC 6455 forbids a server to send (with no
+ * extension negotiated) fails the connection. Returns 0, or -1 after conn_fail. */
+static int on_frame_start(conn_t *c, const casgi__ws_frame_t *f)
+{
+    unsigned op = f->opcode;
+
+    if (c->close_received)
+        return conn_fail(c, "protocol error: a frame (opcode %u) after the server's close", op);
+    if (f->flags & (CASGI__WS_RSV1 | CASGI__WS_RSV2 | CASGI__WS_RSV3))
+        return conn_fail(c, "protocol error: a frame with reserved bits 0x%02x", f->flags & 0x70u);
+    if (f->masked)
+        return conn_fail(c, "protocol error: a masked frame from the server");
+    /* the shortest length encoding is a MUST (RFC 6455 5.2) */
+    if ((f->header_len == 4 && f->len < 126) || (f->header_len == 10 && f->len <= 0xffff))
+        return conn_fail(c, "protocol error: a %" PRIu64 "-byte payload with a %u-byte header",
+                         f->len, (unsigned)f->header_len);
+    if (op >= CASGI__WS_OP_CLOSE) {
+        if (op > CASGI__WS_OP_PONG)
+            return conn_fail(c, "protocol error: unknown opcode %u", op);
+        if (!(f->flags & CASGI__WS_FIN))
+            return conn_fail(c, "protocol error: a fragmented control frame (opcode %u)", op);
+        if (f->len > sizeof(c->ctl))
+            return conn_fail(c, "protocol error: a %" PRIu64 "-byte control frame (opcode %u)",
+                             f->len, op);
+        c->ctl_len = 0;
+    } else if (op == CASGI__WS_OP_CONTINUATION) {
+        if (!c->in_msg)
+            return conn_fail(c, "protocol error: a continuation frame outside a message");
+    } else if (op == CASGI__WS_OP_TEXT || op == CASGI__WS_OP_BINARY) {
+        if (c->in_msg)
+            return conn_fail(c, "protocol error: a new message before the last one ended");
+        c->in_msg = 1;
+        c->msg_op = (unsigned char)op;
+        c->msg_len = 0;
+        c->msg_differs = 0;
+    } else {
+        return conn_fail(c, "protocol error: unknown opcode %u", op);
+    }
+    c->frame_op = (unsigned char)op;
+    c->frame_fin = (f->flags & CASGI__WS_FIN) != 0;
+    c->frame_left = f->len;
+    return 0;
+}
+
+/* Payload bytes P[0, N) of the current frame, N <= c->frame_left. */
+static void on_payload(conn_t *c, const uint8_t *p, size_t n)
+{
+    if (c->frame_op >= CASGI__WS_OP_CLOSE) {
+        memcpy(c->ctl + c->ctl_len, p, n); /* fits: checked against sizeof(c->ctl) */
+        c->ctl_len += (unsigned)n;
+        return;
+    }
+    if (!c->msg_differs && !echo_matches(c, c->msg_len, p, n))
+        c->msg_differs = 1;
+    c->msg_len += n;
+}
+
+/* Feeds P[0, N), the next bytes from the server, through the frame parser. Stops early when the
+ * connection failed. */
+static void ws_input(conn_t *c, const uint8_t *p, size_t n)
+{
+    casgi__ws_frame_t f;
+    size_t take;
+    int hlen;
+
+    while (n > 0 && c->state != ST_DONE) {
+        if (!c->in_frame) {
+            /* a header: from the read itself, or completed in c->hdr when a read cut it */
+            if (c->hdr_len == 0) {
+                hlen = casgi__ws_frame_parse(p, n, &f);
+                if (hlen == 0) { /* n < CASGI__WS_MAX_HEADER */
+                    memcpy(c->hdr, p, n);
+                    c->hdr_len = (unsigned char)n;
+                    return;
+                }
+                take = hlen > 0 ? (size_t)hlen : 0;
+            } else {
+                take = sizeof(c->hdr) - c->hdr_len < n ? sizeof(c->hdr) - c->hdr_len : n;
+                memcpy(c->hdr + c->hdr_len, p, take);
+                hlen = casgi__ws_frame_parse(c->hdr, c->hdr_len + take, &f);
+                if (hlen == 0) {
+                    c->hdr_len = (unsigned char)(c->hdr_len + take);
+                    return; /* take == n */
+                }
+                /* of the bytes copied, only the header's own are consumed */
+                take = hlen > 0 ? (size_t)hlen - c->hdr_len : 0;
+                c->hdr_len = 0;
+            }
+            if (hlen < 0) {
+                conn_fail(c, "protocol error: a 64-bit payload length with its top bit set");
+                return;
+            }
+            p += take;
+            n -= take;
+            if (on_frame_start(c, &f) != 0)
+                return;
+            c->in_frame = 1;
+        } else {
+            take = c->frame_left < n ? (size_t)c->frame_left : n;
+            on_payload(c, p, take);
+            p += take;
+            n -= take;
+            c->frame_left -= take;
+        }
+        if (c->frame_left == 0) { /* also right after the header of an empty frame */
+            c->in_frame = 0;
+            on_frame_end(c);
+        }
+    }
+}
 
 /* ---- the run ------------------------------------------------------------------------------ */
 
@@ -565,7 +701,7 @@ static void maybe_start(void)
         if (c->state == ST_OPEN && c->in_flight == 0)
             begin_close(c); /* more connections than messages */
         else
-            flush(c);
+            write_out(c);
     }
 }
 
@@ -611,7 +747,6 @@ static void on_handshake_read(conn_t *c, const char *data, size_t len)
     char *end;
     const char *v;
     size_t vlen, head_len;
-    int rv;
 
     if (len > sizeof(c->hs) - 1 - c->hs_len) {
         conn_fail(c, "handshake response longer than %d bytes", HANDSHAKE_MAX - 1);
@@ -651,26 +786,13 @@ static void on_handshake_read(conn_t *c, const char *data, size_t len)
         conn_fail(c, "the server chose an extension we did not offer");
         return;
     }
-    rv = wslay_event_context_client_init(&c->ws, &ws_callbacks, c);
-    if (rv != 0) {
-        conn_fail(c, "wslay_event_context_client_init: error %d", rv);
-        return;
-    }
     c->state = ST_OPEN;
     c->was_open = 1;
     g.opened++;
     g.settled++;
-    /* Anything after the head is already WebSocket: hand it to wslay. */
-    if (c->hs_len > head_len) {
-        c->in = (const uint8_t *)c->hs + head_len;
-        c->in_len = c->hs_len - head_len;
-        rv = wslay_event_recv(c->ws);
-        c->in_len = 0;
-        if (rv != 0) {
-            conn_fail(c, "wslay_event_recv: error %d", rv);
-            return;
-        }
-    }
+    /* Anything after the head is already WebSocket. */
+    if (c->hs_len > head_len)
+        ws_input(c, (const uint8_t *)c->hs + head_len, c->hs_len - head_len);
     maybe_start();
 }
 
@@ -686,20 +808,14 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     conn_t *c = s->data;
-    int rv;
 
     if (c->state == ST_DONE || nread == 0)
         return;
     if (nread < 0) {
         if (nread != UV_EOF)
             conn_fail(c, "read: %s", uv_strerror((int)nread));
-        else if (c->state == ST_CLOSING && wslay_event_get_close_received(c->ws))
+        else if (c->state == ST_CLOSING && c->close_received)
             conn_close(c); /* the clean end: close frames both ways, then the server's FIN */
-        else if (c->ws != NULL && !wslay_event_get_read_enabled(c->ws) &&
-                 !wslay_event_get_close_received(c->ws))
-            /* wslay stopped reading at a frame it rejects; among them close codes it does not
-             * know, such as 1012 (service restart) with wslay 1.1 */
-            conn_fail(c, "the server sent a frame wslay rejects, then closed the connection");
         else if (c->state != ST_CLOSING)
             conn_fail(c, "the server closed the connection%s",
                       c->state == ST_HANDSHAKE ? " during the handshake" : "");
@@ -707,19 +823,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             conn_fail(c, "the server closed the connection without a close frame");
         return;
     }
-    if (c->state == ST_HANDSHAKE) {
+    if (c->state == ST_HANDSHAKE)
         on_handshake_read(c, buf->base, (size_t)nread);
-        return;
-    }
-    c->in = (const uint8_t *)buf->base;
-    c->in_len = (size_t)nread;
-    rv = wslay_event_recv(c->ws);
-    c->in_len = 0;
-    if (rv != 0) {
-        conn_fail(c, "wslay_event_recv: error %d", rv);
-        return;
-    }
-    flush(c); /* pongs, the reply to a close, the next messages */
+    else
+        ws_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    write_out(c); /* pongs, the reply to a close, the next messages */
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -989,8 +1097,6 @@ int main(int argc, char **argv)
          (g.max_messages == 0 || g.messages == g.max_messages);
 
     for (i = 0; i < g.conns; i++) {
-        if (g.c[i].ws)
-            wslay_event_context_free(g.c[i].ws);
         free(g.c[i].out.data);
         free(g.c[i].writing.data);
         free(g.c[i].sent_at);
