@@ -57,6 +57,34 @@ bench_die() {
     exit 1
 }
 
+# bench_marginal SERVER LOAD TOOL CSV UNIT: runs the calling script's measure() (which sets
+# MEASURE_TOTAL, or MEASURE_NOTE and returns 1) at BENCH_N1 and BENCH_N2 (BENCH_N1_UVICORN and
+# BENCH_N2_UVICORN for uvicorn under callgrind), appends the marginal (total(N2) - total(N1)) /
+# (N2 - N1) to CSV as "server,load,tool,n1,n2,total1,total2,figure,note" and logs it "per UNIT".
+# Sets MARGINAL_N1 and MARGINAL_N2. Returns 1, after a row and a line saying so, if either failed.
+bench_marginal() {
+    local s=$1 load=$2 tool=$3 csv=$4 unit=$5 v1="" v2="" t0=$SECONDS per
+    MARGINAL_N1=$BENCH_N1 MARGINAL_N2=$BENCH_N2
+    if [ "$s" = uvicorn ] && [ "$tool" = callgrind ]; then
+        MARGINAL_N1=$BENCH_N1_UVICORN MARGINAL_N2=$BENCH_N2_UVICORN
+    fi
+    local n1=$MARGINAL_N1 n2=$MARGINAL_N2
+    measure "$s" "$load" "$tool" "$n1" && v1=$MEASURE_TOTAL &&
+        measure "$s" "$load" "$tool" "$n2" && v2=$MEASURE_TOTAL
+    if [ -z "$v2" ]; then
+        bench_log "$s $load $tool: FAILED: $MEASURE_NOTE"
+        printf '%s,%s,%s,%s,%s,,,,"failed: %s"\n' "$s" "$load" "$tool" "$n1" "$n2" \
+            "${MEASURE_NOTE//\"/\'}" >>"$csv"
+        return 1
+    fi
+    per=$(awk -v a="$v1" -v b="$v2" -v n1="$n1" -v n2="$n2" \
+        'BEGIN { printf "%.3f", (b - a) / (n2 - n1) }')
+    printf '%s,%s,%s,%s,%s,%s,%s,%s,""\n' "$s" "$load" "$tool" "$n1" "$n2" "$v1" "$v2" "$per" \
+        >>"$csv"
+    bench_log "$(printf '%-8s %-6s %-9s N=%s/%s: %s -> %s = %s per %s (%ss)' \
+        "$s" "$load" "$tool" "$n1" "$n2" "$v1" "$v2" "$per" "$unit" $((SECONDS - t0)))"
+}
+
 # Makes the private temporary directory and arranges for everything to be cleaned up on exit.
 # Readable by all: nginx and h2o started as root drop their workers to `nobody`.
 bench_init() {

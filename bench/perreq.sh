@@ -140,26 +140,7 @@ for s in $BENCH_SERVERS; do
             continue
         fi
         for tool in $BENCH_TOOLS; do
-            n1=$BENCH_N1 n2=$BENCH_N2
-            if [ "$s" = uvicorn ] && [ "$tool" = callgrind ]; then
-                n1=$BENCH_N1_UVICORN n2=$BENCH_N2_UVICORN
-            fi
-            t0=$SECONDS
-            v1="" v2=""
-            measure "$s" "$load" "$tool" "$n1" && v1=$MEASURE_TOTAL &&
-                measure "$s" "$load" "$tool" "$n2" && v2=$MEASURE_TOTAL
-            if [ -z "$v2" ]; then
-                bench_log "$s $load $tool: FAILED: $MEASURE_NOTE"
-                printf '%s,%s,%s,%s,%s,,,,"failed: %s"\n' "$s" "$load" "$tool" "$n1" "$n2" \
-                    "${MEASURE_NOTE//\"/\'}" >>"$CSV"
-                continue
-            fi
-            per=$(awk -v a="$v1" -v b="$v2" -v n1="$n1" -v n2="$n2" \
-                'BEGIN { printf "%.3f", (b - a) / (n2 - n1) }')
-            printf '%s,%s,%s,%s,%s,%s,%s,%s,""\n' "$s" "$load" "$tool" "$n1" "$n2" "$v1" "$v2" \
-                "$per" >>"$CSV"
-            bench_log "$(printf '%-8s %-6s %-9s N=%s/%s: %s -> %s = %s per request (%ss)' \
-                "$s" "$load" "$tool" "$n1" "$n2" "$v1" "$v2" "$per" $((SECONDS - t0)))"
+            bench_marginal "$s" "$load" "$tool" "$CSV" request || true
         done
     done
 done

@@ -295,19 +295,25 @@ def name(server, versions):
     return " ".join(v.split()[:2]) or server
 
 
-def perreq_table(rows, versions):
-    by = {}  # (server, load, tool) -> per request
-    notes = {}  # the same key, or (server, load, "") for n/a, or (server, "", "") not started
-    small_n = {}
+def index_marginals(rows, column):
+    """The rows of a per-request or per-message CSV by (server, load, tool): the figure (from
+    `column`), the notes of the failed ones (or (server, load, "") for n/a, (server, "", "") not
+    started), the servers measured with smaller counts under callgrind, and the servers present."""
+    by, notes, small_n = {}, {}, {}
     for r in rows:
         key = (r["server"], r["load"], r["tool"])
-        if r["per_request"]:
-            by[key] = float(r["per_request"])
+        if r[column]:
+            by[key] = float(r[column])
             if r["tool"] == "callgrind" and r["n1"] != rows_n(rows):
                 small_n[r["server"]] = f"{r['n1']}/{r['n2']}"
         elif r["note"]:
             notes[key] = r["note"]
     servers = [s for s in SERVERS if any(r["server"] == s for r in rows)]
+    return by, notes, small_n, servers
+
+
+def perreq_table(rows, versions):
+    by, notes, small_n, servers = index_marginals(rows, "per_request")
     if not servers:
         return "", []
     out = []
@@ -356,18 +362,7 @@ def perreq_table(rows, versions):
 def ws_perreq_table(rows, versions):
     """Per echoed WebSocket message, as perreq_table, with casgi's ratio to each peer instead of
     a target."""
-    by = {}  # (server, load, tool) -> per message
-    notes = {}  # the same key
-    small_n = {}
-    for r in rows:
-        key = (r["server"], r["load"], r["tool"])
-        if r["per_message"]:
-            by[key] = float(r["per_message"])
-            if r["tool"] == "callgrind" and r["n1"] != rows_n(rows):
-                small_n[r["server"]] = f"{r['n1']}/{r['n2']}"
-        elif r["note"]:
-            notes[key] = r["note"]
-    servers = [s for s in SERVERS if any(r["server"] == s for r in rows)]
+    by, notes, small_n, servers = index_marginals(rows, "per_message")
     if not servers:
         return "", []
     peers = [s for s in servers if s != "casgi"]

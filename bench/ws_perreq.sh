@@ -110,27 +110,10 @@ syscalls_per_message() {
 for s in $BENCH_WS_SERVERS; do
     for load in $BENCH_WS_LOADS; do
         for tool in $BENCH_TOOLS; do
-            n1=$BENCH_N1 n2=$BENCH_N2 v1="" v2="" t0=$SECONDS
-            if [ "$s" = uvicorn ] && [ "$tool" = callgrind ]; then
-                n1=$BENCH_N1_UVICORN n2=$BENCH_N2_UVICORN
-            fi
-            measure "$s" "$load" "$tool" "$n1" && v1=$MEASURE_TOTAL &&
-                measure "$s" "$load" "$tool" "$n2" && v2=$MEASURE_TOTAL
-            if [ -z "$v2" ]; then
-                bench_log "$s $load $tool: FAILED: $MEASURE_NOTE"
-                printf '%s,%s,%s,%s,%s,,,,"failed: %s"\n' "$s" "$load" "$tool" "$n1" "$n2" \
-                    "${MEASURE_NOTE//\"/\'}" >>"$CSV"
-                continue
-            fi
-            per=$(awk -v a="$v1" -v b="$v2" -v n1="$n1" -v n2="$n2" \
-                'BEGIN { printf "%.3f", (b - a) / (n2 - n1) }')
-            printf '%s,%s,%s,%s,%s,%s,%s,%s,""\n' "$s" "$load" "$tool" "$n1" "$n2" "$v1" "$v2" \
-                "$per" >>"$CSV"
-            bench_log "$(printf '%-8s %-5s %-9s N=%s/%s: %s -> %s = %s per message (%ss)' \
-                "$s" "$load" "$tool" "$n1" "$n2" "$v1" "$v2" "$per" $((SECONDS - t0)))"
+            bench_marginal "$s" "$load" "$tool" "$CSV" message || continue
             if [ "$tool" = strace ]; then
-                bench_log "    $(syscalls_per_message "$BENCH_OUT/strace/$s-$load-$n1.txt" \
-                    "$BENCH_OUT/strace/$s-$load-$n2.txt" "$n1" "$n2")"
+                bench_log "    $(syscalls_per_message "$BENCH_OUT/strace/$s-$load-$MARGINAL_N1.txt" \
+                    "$BENCH_OUT/strace/$s-$load-$MARGINAL_N2.txt" "$MARGINAL_N1" "$MARGINAL_N2")"
             fi
         done
     done
