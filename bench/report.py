@@ -312,6 +312,20 @@ def index_marginals(rows, column):
     return by, notes, small_n, servers
 
 
+def marginal_cell(by, notes, small_n, s, load, tool):
+    """One server's figure in a per-request or per-message table, or why there is none."""
+    v = by.get((s, load, tool))
+    if v is None:
+        note = (notes.get((s, load, tool)) or notes.get((s, load, "")) or notes.get((s, "", ""))
+                or "")
+        return ("n/a" if note.startswith("n/a") else
+                "not started" if note.startswith("not started") else
+                "failed" if note else "—")
+    if tool == "callgrind":
+        return fmt_int(v) + ("¹" if s in small_n else "")
+    return f"{v:.2f}"
+
+
 def perreq_table(rows, versions):
     by, notes, small_n, servers = index_marginals(rows, "per_request")
     if not servers:
@@ -321,19 +335,7 @@ def perreq_table(rows, versions):
     for load, tool, label, target in PERREQ_ROWS:
         if not any(r["load"] == load for r in rows) or (tools and tool not in tools):
             continue
-        row = [label]
-        for s in servers:
-            v = by.get((s, load, tool))
-            if v is None:
-                note = (notes.get((s, load, tool)) or notes.get((s, load, ""))
-                        or notes.get((s, "", "")) or "")
-                row.append("n/a" if note.startswith("n/a") else
-                           "not started" if note.startswith("not started") else
-                           "failed" if note else "—")
-            elif tool == "callgrind":
-                row.append(fmt_int(v) + ("¹" if s in small_n else ""))
-            else:
-                row.append(f"{v:.2f}")
+        row = [label] + [marginal_cell(by, notes, small_n, s, load, tool) for s in servers]
         casgi = by.get(("casgi", load, tool))
         if target is None:
             t = "reported"
@@ -370,17 +372,7 @@ def ws_perreq_table(rows, versions):
     for load, tool, label in WS_PERREQ_ROWS:
         if not any(r["load"] == load and r["tool"] == tool for r in rows):
             continue
-        row = [label]
-        for s in servers:
-            v = by.get((s, load, tool))
-            if v is None:
-                note = notes.get((s, load, tool), "")
-                row.append("not started" if "not started" in note else
-                           "failed" if note else "—")
-            elif tool == "callgrind":
-                row.append(fmt_int(v) + ("¹" if s in small_n else ""))
-            else:
-                row.append(f"{v:.2f}")
+        row = [label] + [marginal_cell(by, notes, small_n, s, load, tool) for s in servers]
         casgi = by.get(("casgi", load, tool))
         for p in peers:
             peer = by.get((p, load, tool))
