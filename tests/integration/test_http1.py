@@ -327,6 +327,22 @@ class KeepAlive(ServerTestCase):
             self.assertIn("close", r.connection_tokens())
             self.assertEqual(c.read_until_close(scaled(5)), b"")
 
+    def test_connection_close_large_response_then_clean_close(self):
+        # The client asked to close and sent all of its request, so the server closes without a
+        # lingering shutdown once the output is out: a response that needed uv_write (the client
+        # reads it slowly) must still arrive whole and end with a FIN, not a reset.
+        srv = self.start_server()
+        n = 16 << 20
+        with Conn(srv.port, timeout=scaled(120)) as c:
+            c.request("GET", f"/big/{n}", [("Host", "x"), ("Connection", "close")])
+            time.sleep(0.5)  # the kernel buffers fill; the rest waits in the server
+            r = c.read_response(timeout=scaled(120), idle=scaled(15))
+            self.assertEqual(r.status, 200)
+            self.assertEqual(len(r.body), n)
+            self.assertTrue(r.body == body_pattern(n), "downloaded body differs")
+            self.assertEqual(c.read_until_close(scaled(5)), b"")
+            self.assertFalse(c.reset, "the connection ended with a reset")
+
     def test_connection_close_after_several_requests(self):
         srv = self.start_server()
         with Conn(srv.port) as c:
