@@ -11,6 +11,17 @@
 
 void casgi__server_handle_closed(casgi_server_t *server);
 
+/*
+ * Under the sanitizers the pools keep nothing: a block given back is freed at once and a take is
+ * a malloc, so a use after free of a pooled object (a connection, a request state, a stream, a
+ * buffer) is AddressSanitizer's to see instead of being hidden by the next user of the block.
+ */
+#ifdef CASGI_SANITIZED
+#define POOL_KEEP(n) 0
+#else
+#define POOL_KEEP(n) (n)
+#endif
+
 /* ---- the task queue --------------------------------------------------------------------- */
 
 void casgi__server_defer(casgi_server_t *server, casgi__task_t *task)
@@ -129,11 +140,11 @@ int casgi_server_new(uv_loop_t *loop, const casgi_config_t *cfg, const casgi_app
     }
     server->loop = loop;
     server->app = *app;
-    server->pool.max = 256; /* up to 4 MiB kept for reuse; the rest goes back to malloc */
-    server->http1_states.max = 1024;
-    server->h2_streams.max = 1024;
-    server->conn_states.max = 1024;
-    casgi__slab_init(&server->slab, 256);
+    server->pool.max = POOL_KEEP(256); /* up to 4 MiB kept for reuse; the rest back to malloc */
+    server->http1_states.max = POOL_KEEP(1024);
+    server->h2_streams.max = POOL_KEEP(1024);
+    server->conn_states.max = POOL_KEEP(1024);
+    casgi__slab_init(&server->slab, POOL_KEEP(256));
     server->state = cfg->state;
     server->log.level = cfg->log_level;
     server->log.fn = cfg->log_fn ? cfg->log_fn : casgi__log_stderr;
