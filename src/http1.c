@@ -351,6 +351,14 @@ static void respond_error(http1_t *h, int status, const char *why)
         (OUT_LIT(h, "date: ") || out(h, casgi__date_now(&server->date), CASGI_DATE_LEN) ||
          OUT_LIT(h, "\r\n")))
         return;
+    /* the config's default headers go on every response, the server's own too (as uvicorn's
+     * and as over HTTP/2) */
+    for (size_t i = 0; i < server->cfg.num_headers; i++) {
+        const casgi_header_t *hd = &server->default_headers[i];
+        if (out(h, hd->name.base, hd->name.len) || OUT_LIT(h, ": ") ||
+            out(h, hd->value.base, hd->value.len) || OUT_LIT(h, "\r\n"))
+            return;
+    }
     if (OUT_LIT(h, "\r\n") || out(h, reason, strlen(reason)) || OUT_LIT(h, "\n"))
         return;
     casgi__conn_read_stop(h->conn);

@@ -575,6 +575,13 @@ class DefaultHeaders(ServerTestCase):
                 r = get(srv.port, path)
                 self.assertEqual(r.header("x-extra"), "yes", r)
                 self.assertEqual(r.header("x-other"), "two words", r)
+        # the server's own answers carry them too (uvicorn's 400 does)
+        with Conn(srv.port) as c:
+            c.send(b"GET / HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 400, r)
+            self.assertEqual(r.header("x-extra"), "yes", r)
+            self.assertEqual(r.header("x-other"), "two words", r)
 
 
 class ExpectContinue(ServerTestCase):
