@@ -30,7 +30,6 @@ typedef struct http1_s {
     casgi_server_t *server;
     casgi__task_t task;
     int refs; /* one for the connection, one while the app holds the call, one inside run() */
-    unsigned running; /* run() is on the stack: it looks at everything again before it returns */
     llhttp_t parser;
 
     /* request head: every string of the scope lives in `head`, reused across keep-alive requests */
@@ -297,12 +296,10 @@ static void on_task(casgi__task_t *task)
     run(container_of(task, http1_t, task));
 }
 
-/* Asks for a run() pass from the task queue; inside run() none is needed (websocket.c's wake()
- * says why), and the app answering from within dispatch() would queue one per request. */
+/* Asks for a run() pass from the task queue (none while run() is on the stack: task.running). */
 static void wake(http1_t *h)
 {
-    if (!h->running)
-        casgi__server_defer(h->server, &h->task);
+    casgi__server_defer(h->server, &h->task);
 }
 
 /* ---- error responses -------------------------------------------------------------------- */
@@ -1182,7 +1179,7 @@ static void update_reading(http1_t *h)
 static void run(http1_t *h)
 {
     h->refs++;
-    h->running++;
+    h->task.running++;
     for (;;) {
         casgi__conn_t *conn = h->conn;
         if (h->dispatch && conn != NULL && !h->broken) {
@@ -1206,7 +1203,7 @@ static void run(http1_t *h)
             continue;
         break;
     }
-    h->running--;
+    h->task.running--;
     update_reading(h);
     park_if_idle(h);
     unref(h);

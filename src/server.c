@@ -26,7 +26,7 @@ void casgi__server_handle_closed(casgi_server_t *server);
 
 void casgi__server_defer(casgi_server_t *server, casgi__task_t *task)
 {
-    if (task->queued)
+    if (task->queued || task->running)
         return;
     task->queued = 1;
     /* Queued work keeps the loop alive until it ran: the callback promise must hold even when

@@ -15,6 +15,11 @@ typedef struct casgi__task_s {
     casgi__list_t node;
     void (*run)(struct casgi__task_s *task);
     int queued;
+    /* Nonzero while the owner's run loop is on the stack, a loop that looks at everything again
+     * before it returns: deferring the task then asks for nothing, so casgi__server_defer() does
+     * not queue it (the app answering from inside that loop would otherwise cost a second pass
+     * per request or message). */
+    unsigned running;
 } casgi__task_t;
 
 typedef struct casgi__lifespan_s casgi__lifespan_t;

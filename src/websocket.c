@@ -51,8 +51,7 @@ struct ws_s {
 
     casgi_server_t *server;
     casgi__task_t task;
-    int refs;         /* the carrier (until on_close), the app while it holds the call, run() */
-    unsigned running; /* run() is on the stack: it looks at everything again before it returns */
+    int refs; /* the carrier (until on_close), the app while it holds the call, run() */
     ws_state_t state;
     casgi_call_t call;
     char *arena;                  /* the scope's strings and arrays, one block */
@@ -165,15 +164,14 @@ static int valid_utf8(const void *s, size_t len)
 }
 
 /*
- * Asks for a run() pass from the server's task queue. Inside run() none is needed: whatever
- * called wake() came from a step of run()'s loop, which looks at every condition again after any
- * step that did something, and a second pass per message (the app's send wakes us from inside
- * its receive callback) cost an echo about a fifth of its instructions.
+ * Asks for a run() pass from the server's task queue. Inside run() none is needed (task.running):
+ * whatever called wake() came from a step of run()'s loop, which looks at every condition again
+ * after any step that did something, and a second pass per message (the app's send wakes us from
+ * inside its receive callback) cost an echo about a fifth of its instructions.
  */
 static void wake(ws_t *w)
 {
-    if (!w->running)
-        casgi__server_defer(w->server, &w->task);
+    casgi__server_defer(w->server, &w->task);
 }
 
 static void free_queue(ws_t *w)
@@ -1130,7 +1128,7 @@ static void update_reading(ws_t *w)
 static void run(ws_t *w)
 {
     w->refs++;
-    w->running++;
+    w->task.running++;
     for (;;) {
         if (w->app_live && w->call.recv_cb && deliver(w))
             continue;
@@ -1143,7 +1141,7 @@ static void run(ws_t *w)
             continue;
         break;
     }
-    w->running--;
+    w->task.running--;
     update_reading(w);
     unref(w);
 }
