@@ -71,7 +71,7 @@ typedef struct http1_s {
     unsigned shutting_down : 1;
     unsigned broken : 1; /* an error response is going out; parse nothing more */
     unsigned in_field_name : 1;
-    unsigned head_done : 1;   /* later header callbacks are chunked trailers: dropped */
+    unsigned head_done : 1; /* later header callbacks are chunked trailers: dropped */
     unsigned head_deadline_set : 1;
     unsigned ws_upgrade : 1;  /* the head asks for a WebSocket: websocket.c takes the connection */
     unsigned h2c_upgrade : 1; /* the request asks for h2c: collect its body, then http2.c takes
@@ -228,6 +228,15 @@ static int out(http1_t *h, const void *data, size_t len)
 }
 #define OUT_LIT(h, lit) out((h), (lit), sizeof(lit) - 1)
 
+/* One "name: value" line, as out() appends. */
+static int out_header(http1_t *h, const casgi_header_t *hd)
+{
+    return out(h, hd->name.base, hd->name.len) || OUT_LIT(h, ": ") ||
+                   out(h, hd->value.base, hd->value.len) || OUT_LIT(h, "\r\n")
+               ? CASGI_ENOMEM
+               : 0;
+}
+
 /* ---- lifetime --------------------------------------------------------------------------- */
 
 /* Makes room in a request buffer, taking a pool block when it has none. */
@@ -245,6 +254,14 @@ static int head_append(http1_t *h, const char *at, size_t len)
     memcpy(h->head.base + h->head.len, at, len);
     h->head.len += len;
     return 0;
+}
+
+/* No fields, kept in the inline array: a fresh state, and every request after its blocks went. */
+static void fields_inline_again(http1_t *h)
+{
+    h->num_fields = 0;
+    h->fields = h->fields_inline;
+    h->fields_cap = ARRAY_SIZE(h->fields_inline);
 }
 
 /* Makes room for one more field: the inline array moves into a pool block when full. */
@@ -277,9 +294,7 @@ static void release_scratch(http1_t *h)
     casgi__buf_release(pool, &h->fields_spill);
     casgi__buf_clear(&h->body);
     casgi__buf_release(pool, &h->body);
-    h->num_fields = 0;
-    h->fields = h->fields_inline;
-    h->fields_cap = ARRAY_SIZE(h->fields_inline);
+    fields_inline_again(h);
 }
 
 static void unref(http1_t *h)
@@ -350,12 +365,9 @@ static void respond_error(http1_t *h, int status, const char *why)
         return;
     /* the config's default headers go on every response, the server's own too (as uvicorn's
      * and as over HTTP/2) */
-    for (size_t i = 0; i < server->cfg.num_headers; i++) {
-        const casgi_header_t *hd = &server->default_headers[i];
-        if (out(h, hd->name.base, hd->name.len) || OUT_LIT(h, ": ") ||
-            out(h, hd->value.base, hd->value.len) || OUT_LIT(h, "\r\n"))
+    for (size_t i = 0; i < server->cfg.num_headers; i++)
+        if (out_header(h, &server->default_headers[i]))
             return;
-    }
     if (OUT_LIT(h, "\r\n") || out(h, reason, strlen(reason)) || OUT_LIT(h, "\n"))
         return;
     casgi__conn_read_stop(h->conn);
@@ -505,7 +517,7 @@ static int build_scope(http1_t *h)
     casgi__conn_t *conn = h->conn;
     llhttp_t *p = &h->parser;
 
-    /* The head in one piece, and room for the decoded path, so the pointers taken below stay put. */
+    /* The head in one piece, and room for the decoded path: the pointers taken below stay put. */
     size_t root_len = strlen(server->root_path);
     if (head_copy(h) || scratch_reserve(h, &h->head, h->url_len + 2 * root_len + 1))
         return -1;
@@ -846,12 +858,9 @@ static int write_trailers(http1_t *h, const casgi_event_t *ev)
         if (!h->trailers_begun && OUT_LIT(h, "0\r\n"))
             return CASGI_ENOMEM;
         h->trailers_begun = 1;
-        for (size_t i = 0; i < ev->trailers.num_headers; i++) {
-            const casgi_header_t *t = &ev->trailers.headers[i];
-            if (out(h, t->name.base, t->name.len) || OUT_LIT(h, ": ") ||
-                out(h, t->value.base, t->value.len) || OUT_LIT(h, "\r\n"))
+        for (size_t i = 0; i < ev->trailers.num_headers; i++)
+            if (out_header(h, &ev->trailers.headers[i]))
                 return CASGI_ENOMEM;
-        }
         if (last && OUT_LIT(h, "\r\n"))
             return CASGI_ENOMEM;
     }
@@ -1227,8 +1236,7 @@ static http1_t *http1_new(casgi__conn_t *conn)
     h->refs = 1; /* the connection's */
     h->task.run = on_task;
     casgi__list_init(&h->task.node);
-    h->fields = h->fields_inline;
-    h->fields_cap = ARRAY_SIZE(h->fields_inline);
+    fields_inline_again(h);
     llhttp_init(&h->parser, HTTP_REQUEST, &parser_settings);
     h->parser.data = h;
     h->shutting_down = casgi__server_stopping(conn->server);
