@@ -52,20 +52,34 @@ static inline uint64_t word_lower(uint64_t w)
     return w | upper >> 2; /* 0x80 >> 2 is the 0x20 case bit */
 }
 
-int casgi__headers_lower_token(char *s, size_t len)
+static inline char lower(char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+static inline void lower_in_place(char *s, size_t len)
 {
     if (len < 8) {
         for (size_t i = 0; i < len; i++)
-            s[i] = (s[i] >= 'A' && s[i] <= 'Z') ? (char)(s[i] + 32) : s[i];
-    } else {
-        size_t i = 0;
-        for (; i + 8 < len; i += 8) {
-            uint64_t w = word_lower(load_word(s + i));
-            memcpy(s + i, &w, 8);
-        }
-        uint64_t w = word_lower(load_word(s + len - 8));
-        memcpy(s + len - 8, &w, 8);
+            s[i] = lower(s[i]);
+        return;
     }
+    for (size_t i = 0; i + 8 < len; i += 8) {
+        uint64_t w = word_lower(load_word(s + i));
+        memcpy(s + i, &w, 8);
+    }
+    uint64_t w = word_lower(load_word(s + len - 8));
+    memcpy(s + len - 8, &w, 8);
+}
+
+void casgi__headers_lower(char *s, size_t len)
+{
+    lower_in_place(s, len);
+}
+
+int casgi__headers_lower_token(char *s, size_t len)
+{
+    lower_in_place(s, len);
     return len > 0 && bytes_are_token(s, len);
 }
 
@@ -111,17 +125,6 @@ int casgi__headers_validate(const casgi_header_t *headers, size_t n)
             !casgi__headers_valid_value(headers[i].value))
             return CASGI_EHEADER;
     return 0;
-}
-
-static inline char lower(char c)
-{
-    return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
-}
-
-void casgi__headers_lower(char *s, size_t len)
-{
-    for (size_t i = 0; i < len; i++)
-        s[i] = lower(s[i]);
 }
 
 int casgi__headers_has_token(casgi_bytes_t value, const char *token, size_t token_len)
