@@ -81,12 +81,12 @@ typedef struct stream_s {
 
     /* request body: received, not yet given to the app */
     casgi__buf_t body;
-    size_t unacked; /* bytes given to the app, not yet returned to the client's window */
+    size_t unacked;         /* bytes given to the app, not yet returned to the client's window */
     uint64_t body_received; /* DATA payload octets, for content-length and max_body_size */
 
     /* response: bytes the data source has not taken yet, and trailers for the end */
     casgi__buf_t out;
-    casgi__buf_t trailers; /* packed: uint32 name_len, uint32 value_len, name, value */
+    casgi__buf_t trailers;     /* packed: uint32 name_len, uint32 value_len, name, value */
     char status_text[3];       /* the final response's :status and date, which nghttp2 */
     char date[CASGI_DATE_LEN]; /* reads here when it encodes the HEADERS (submit_head) */
     uint64_t content_length;
@@ -292,12 +292,19 @@ static int on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame
     return 0;
 }
 
-/* RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2. */
+/*
+ * RFC 9113 8.2.2: connection-specific fields must not appear in HTTP/2, in requests (on_field) or
+ * responses. Found by length first: it runs over every field of every request.
+ */
 static int connection_specific(casgi_bytes_t name)
 {
-    return CASGI_NAME_IS(name, "connection") || CASGI_NAME_IS(name, "keep-alive") ||
-           CASGI_NAME_IS(name, "proxy-connection") || CASGI_NAME_IS(name, "transfer-encoding") ||
-           CASGI_NAME_IS(name, "upgrade");
+    switch (name.len) {
+    case 7: return CASGI_NAME_IS(name, "upgrade");
+    case 10: return CASGI_NAME_IS(name, "connection") || CASGI_NAME_IS(name, "keep-alive");
+    case 16: return CASGI_NAME_IS(name, "proxy-connection");
+    case 17: return CASGI_NAME_IS(name, "transfer-encoding");
+    default: return 0;
+    }
 }
 
 static void take_pseudo(span_t *span, size_t off, size_t len)
@@ -399,10 +406,7 @@ static span_t *pseudo_span(stream_t *s, const uint8_t *name, size_t len)
 {
     switch (len) {
     case 5: return SAME(name, ":path") ? &s->path : NULL;
-    case 7:
-        return SAME(name, ":method")   ? &s->method
-               : SAME(name, ":scheme") ? &s->scheme
-                                       : NULL;
+    case 7: return SAME(name, ":method") ? &s->method : SAME(name, ":scheme") ? &s->scheme : NULL;
     case 9:
         /* RFC 8441 3: only where our SETTINGS_ENABLE_CONNECT_PROTOCOL allows it */
         return SAME(name, ":protocol") && s->h2->server->cfg.ws ? &s->protocol : NULL;
@@ -452,20 +456,16 @@ static int on_field(stream_t *s, const uint8_t *name, size_t namelen, const uint
         s->malformed = 1;
         return 0;
     }
-    /* The names the server reads or refuses, found by length first. The name is known to be in
-     * lower case: connection_specific()'s fields (8.2.2) are matched exactly. */
-    enum { PLAIN, HOST, LENGTH, TE, FORBIDDEN } kind = PLAIN;
+    /* The names the server reads, found by length first; the name is known to be in lower case. */
+    enum { PLAIN, HOST, LENGTH, TE } kind = PLAIN;
     switch (namelen) {
     case 2: kind = name[0] == 't' && name[1] == 'e' ? TE : PLAIN; break;
     case 4: kind = SAME(name, "host") ? HOST : PLAIN; break;
-    case 7: kind = SAME(name, "upgrade") ? FORBIDDEN : PLAIN; break;
-    case 10: kind = SAME(name, "connection") || SAME(name, "keep-alive") ? FORBIDDEN : PLAIN; break;
     case 14: kind = SAME(name, "content-length") ? LENGTH : PLAIN; break;
-    case 16: kind = SAME(name, "proxy-connection") ? FORBIDDEN : PLAIN; break;
-    case 17: kind = SAME(name, "transfer-encoding") ? FORBIDDEN : PLAIN; break;
     }
     casgi_bytes_t v = {(const char *)value, valuelen};
-    if (kind == FORBIDDEN || (kind == TE && !CASGI_NAME_IS(v, "trailers"))) {
+    if ((kind == PLAIN && connection_specific((casgi_bytes_t){(const char *)name, namelen})) ||
+        (kind == TE && !CASGI_NAME_IS(v, "trailers"))) {
         s->malformed = 1;
         return 0;
     }
@@ -724,7 +724,7 @@ static int nv_add(h2_t *h2, casgi_bytes_t name, casgi_bytes_t value)
 
 /* A literal field: nothing to copy, its name in lower case. */
 #define NV_LITERAL(h2, name, value)                                                                \
-    nv_add_flags((h2), (name), (value),                                                          \
+    nv_add_flags((h2), (name), (value),                                                            \
                  NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE)
 
 /*

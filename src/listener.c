@@ -142,9 +142,10 @@ static int finish(casgi__listener_t *l, int err)
         int len = sizeof(ss);
         if (uv_tcp_getsockname(&l->io.tcp, (struct sockaddr *)&ss, &len) == 0) {
             casgi__format_addr(&ss, l->local_host, sizeof(l->local_host), &l->port);
-            l->local_known = ss.ss_family == AF_INET
-                                 ? ((struct sockaddr_in *)&ss)->sin_addr.s_addr != INADDR_ANY
-                                 : !IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+            l->local_known =
+                ss.ss_family == AF_INET
+                    ? ((struct sockaddr_in *)&ss)->sin_addr.s_addr != INADDR_ANY
+                    : !IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)&ss)->sin6_addr);
         }
     }
     casgi__list_insert_tail(&server->listeners, &l->node);
