@@ -71,24 +71,18 @@ measure() {
         ;;
     strace) wrapper=(strace -f -c -o "$dir/strace.txt") ;;
     esac
-    case $load in
-    ka) client=(h2load --h1 -m1 -n "$n" -c 1 -t 1) ;;
-    pipe16) client=(h2load --h1 -m16 -n "$n" -c 1 -t 1) ;;
-    h2c) client=(h2load -m16 -n "$n" -c 1 -t 1) ;;
-    close) client=() ;; # below, once the port is known
-    esac
     if ! BENCH_START_TIMEOUT=120 bench_start "$s" trace "${wrapper[@]}"; then
         MEASURE_NOTE="not started under $tool: $SRV_NOTE"
         return 1
     fi
     port=$SRV_PORT
-    [ "$load" = h2c ] && port=$SRV_H2C_PORT
+    case $load in
+    ka) client=(h2load --h1 -m1 -n "$n" -c 1 -t 1 "http://127.0.0.1:$port/") ;;
+    pipe16) client=(h2load --h1 -m16 -n "$n" -c 1 -t 1 "http://127.0.0.1:$port/") ;;
+    h2c) client=(h2load -m16 -n "$n" -c 1 -t 1 "http://127.0.0.1:$SRV_H2C_PORT/") ;;
+    close) client=("$BENCH_PYTHON" "$BENCH_DIR/close_client.py" "$port" "$n") ;;
+    esac
     out=$dir/h2load.out
-    if [ "$load" = close ]; then
-        client=("$BENCH_PYTHON" "$BENCH_DIR/close_client.py" "$port" "$n")
-    else
-        client+=("http://127.0.0.1:$port/")
-    fi
     taskset -c "$BENCH_CLIENT_CPU" "${client[@]}" >"$out" 2>&1 || true
     if ! grep -q " $n succeeded," "$out"; then
         MEASURE_NOTE="h2load: $(grep -E '^requests:' "$out" || tail -n 1 "$out")"
