@@ -444,15 +444,6 @@ static void on_echo(conn_t *c)
         begin_close(c);
 }
 
-/* The status codes a close frame may carry (RFC 6455 7.4 and IANA's registry: 1012 service
- * restart, 1013 try again later, 1014 bad gateway; 1004 is reserved and 1005, 1006 and 1015 never
- * go on the wire), and 3000-4999 for libraries and applications. */
-static int close_code_valid(unsigned code)
-{
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
-}
-
 /* The server's close frame, its payload in c->ctl. */
 static void on_close_frame(conn_t *c)
 {
@@ -464,7 +455,7 @@ static void on_close_frame(conn_t *c)
     }
     if (c->ctl_len >= 2) {
         code = (unsigned)c->ctl[0] << 8 | c->ctl[1];
-        if (!close_code_valid(code)) {
+        if (!casgi__ws_frame_valid_close_code(code)) {
             conn_fail(c, "protocol error: a close frame with code %u", code);
             return;
         }

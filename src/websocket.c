@@ -577,13 +577,6 @@ static int on_message(ws_t *w, const void *data, size_t len, int checked)
     return hand_over(w, data, len, checked);
 }
 
-/* Close codes a peer may send (RFC 6455 7.4, and the IANA registry: 1012-1014). */
-static int valid_close_code(unsigned code)
-{
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-           (code >= 3000 && code <= 4999);
-}
-
 /* The client's close frame: what the app will hear, and our answer with the same code. */
 static void on_close_frame(ws_t *w, const unsigned char *payload, size_t len)
 {
@@ -596,7 +589,7 @@ static void on_close_frame(ws_t *w, const unsigned char *payload, size_t len)
     }
     unsigned code = (unsigned)payload[0] << 8 | payload[1];
     const char *reason = (const char *)payload + 2;
-    if (!valid_close_code(code)) {
+    if (!casgi__ws_frame_valid_close_code(code)) {
         fail(w, 1002, "invalid close code");
         return;
     }

@@ -74,6 +74,17 @@ void casgi__ws_frame_unmask(void *dst, const void *src, size_t len, const unsign
  */
 int casgi__ws_frame_utf8(const void *s, size_t len, size_t *complete);
 
+/*
+ * 1 when a peer may send `code` in a close frame (RFC 6455 7.4 and IANA's registry: 1012 service
+ * restart, 1013 try again later, 1014 bad gateway; 1004 is reserved and 1005, 1006 and 1015 never
+ * go on the wire), or it is in 3000-4999, for libraries and applications.
+ */
+static inline int casgi__ws_frame_valid_close_code(unsigned code)
+{
+    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+           (code >= 3000 && code <= 4999);
+}
+
 /* 1 when s[0, len) is whole, valid UTF-8. */
 static inline int casgi__ws_frame_valid_utf8(const void *s, size_t len)
 {
